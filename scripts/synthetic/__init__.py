@@ -1,0 +1,1 @@
+"""Synthetic datasets in the official folder layouts, for the demo and tests."""

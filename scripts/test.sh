@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: creates .venv when missing, installs the pinned set,
+# lints (ruff, yamllint) and runs the whole suite with doctests.
+# Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/venv.sh
+echo "== ruff"
+ruff check .
+ruff format --check --diff speechbrain_ast tests recipes benchmarks scripts
+echo "== yamllint"
+yamllint -s hparams recipes
+echo "== pytest"
+python -m pytest -q "$@"

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Installs speechbrain_ast, the Audio Spectrogram Transformer for SpeechBrain.
+
+The supported ranges are declared here; ``constraints.txt`` pins the set that
+CI tests (``pip install -c constraints.txt -e .[test]``).
+"""
+
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="speechbrain_ast",
+    version="0.1.0",
+    description="Audio Spectrogram Transformer (AST) for SpeechBrain",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["speechbrain_ast", "speechbrain_ast.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.1",
+        "torchaudio>=2.1",
+        "torchvision>=0.16",
+        "speechbrain>=1.0,<1.2",
+        "hyperpyyaml>=1.2",
+        "timm>=0.9,<2",
+        "sentencepiece>=0.1.99",
+        "soundfile>=0.12",
+        "numpy>=1.23",
+        "safetensors>=0.4",
+        "huggingface_hub>=0.20",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "transformers>=4.40",
+            "scikit-learn>=1.2",
+            "scipy>=1.10",
+            "ruff>=0.5",
+            "yamllint>=1.30",
+        ],
+    },
+    license="Apache-2.0",
+)
