@@ -1,0 +1,116 @@
+"""The one positional-embedding adaptation of AST.
+
+AST's positional embedding lives on a 2-D grid of patches (frequency x time).
+When the grid changes (ImageNet DeiT 24 x 24 -> AST 12 x 101, an AudioSet
+checkpoint's 12 x 101 -> a shorter task, or a runtime input of another
+length) the embedding is adapted by the reference rule: time axis first
+(centre cut when shrinking, interpolation when growing), then frequency the
+same way. This module is the only place that rule is written.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import torch
+import torch.nn.functional as F
+
+METHODS = ("bilinear", "nearest")
+
+
+def _check_grid(name, grid):
+    if (
+        not isinstance(grid, (tuple, list))
+        or len(grid) != 2
+        or any(int(g) != g or g < 1 for g in grid)
+    ):
+        raise ValueError(
+            f"{name} must be (frequency_patches, time_patches), two positive "
+            f"integers; got {grid!r}."
+        )
+    return int(grid[0]), int(grid[1])
+
+
+def _resize_axis(grid, size, axis, method):
+    """Centre-cuts or interpolates ``grid`` [B, D, f, t] along ``axis``."""
+    src = grid.shape[axis]
+    if size <= src:
+        # the reference keeps the centre patches when shrinking
+        start = src // 2 - size // 2
+        return grid.narrow(axis, start, size)
+    out_size = list(grid.shape[-2:])
+    out_size[axis - 2] = size
+    if method == "bilinear":
+        return F.interpolate(
+            grid, size=out_size, mode="bilinear", align_corners=False
+        )
+    return F.interpolate(grid, size=out_size, mode="nearest")
+
+
+def adapt_pos_embed(patch_pos, src_grid, dst_grid, method="bilinear"):
+    """Adapts a patch positional embedding from one patch grid to another.
+
+    The rule of the reference implementation: the embedding is viewed as a
+    [D, f, t] image; the time axis is adapted first (centre cut
+    ``[s//2 - d//2 : s//2 - d//2 + d]`` when the new size ``d`` is not larger
+    than the old size ``s``, else interpolation to ``(src_f, dst_t)``), then
+    the frequency axis the same way. Used for ImageNet DeiT weights, AudioSet
+    checkpoints and runtime length changes alike.
+
+    Arguments
+    ---------
+    patch_pos : torch.Tensor
+        ``[1, src_f * src_t, D]`` positional embedding of the patches only
+        (without the [CLS] / [DIST] token embeddings), frequency-major
+        (index = f * src_t + t). A leading batch size other than 1 is
+        accepted and adapted row by row.
+    src_grid : tuple of int
+        ``(src_f, src_t)`` grid that ``patch_pos`` was made for.
+    dst_grid : tuple of int
+        ``(dst_f, dst_t)`` grid wanted.
+    method : str
+        ``"bilinear"`` (the paper's choice, ``align_corners=False``) or
+        ``"nearest"``, used where an axis grows.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[1, dst_f * dst_t, D]``, frequency-major, same dtype and device.
+
+    Example
+    -------
+    >>> deit_pos = torch.randn(1, 24 * 24, 768)
+    >>> adapt_pos_embed(deit_pos, (24, 24), (12, 101)).shape
+    torch.Size([1, 1212, 768])
+    >>> same = adapt_pos_embed(deit_pos, (24, 24), (24, 24))
+    >>> torch.equal(same, deit_pos)
+    True
+    """
+    if method not in METHODS:
+        raise ValueError(
+            f"method must be one of {METHODS}; got {method!r}. The paper's "
+            "'reinit' option means not adapting at all: keep the fresh "
+            "initialisation instead of calling adapt_pos_embed."
+        )
+    src_f, src_t = _check_grid("src_grid", src_grid)
+    dst_f, dst_t = _check_grid("dst_grid", dst_grid)
+    if not torch.is_tensor(patch_pos) or patch_pos.dim() != 3:
+        shape = tuple(patch_pos.shape) if torch.is_tensor(patch_pos) else None
+        raise ValueError(
+            "patch_pos must be a tensor [1, num_patches, embed_dim]; got "
+            f"shape {shape}."
+        )
+    batch, num, dim = patch_pos.shape
+    if num != src_f * src_t:
+        raise ValueError(
+            f"patch_pos has {num} patch embeddings but src_grid {src_f} x "
+            f"{src_t} needs {src_f * src_t}. Pass the embedding without the "
+            "two token embeddings ([CLS], [DIST]) and the grid it was made "
+            "for."
+        )
+    if (src_f, src_t) == (dst_f, dst_t):
+        return patch_pos
+    grid = patch_pos.transpose(1, 2).reshape(batch, dim, src_f, src_t)
+    grid = _resize_axis(grid, dst_t, 3, method)
+    grid = _resize_axis(grid, dst_f, 2, method)
+    grid = grid.reshape(batch, dim, dst_f * dst_t)
+    return grid.transpose(1, 2).contiguous()
