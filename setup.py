@@ -40,7 +40,10 @@ setup(
             "scipy>=1.10",
             "ruff>=0.5",
             "yamllint>=1.30",
+            "matplotlib>=3.5",
         ],
+        # tag --plot and the benchmark plots
+        "plot": ["matplotlib>=3.5"],
     },
     license="Apache-2.0",
 )
