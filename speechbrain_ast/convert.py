@@ -1,0 +1,346 @@
+"""Command line: a published AST checkpoint -> a SpeechBrain model folder.
+
+::
+
+    python -m speechbrain_ast.convert SRC --out DIR [--labels FILE]
+        [--native-length] [--overwrite] [--multi-label | --single-label]
+
+``SRC`` is a reference-format ``.pth`` (e.g. ``audioset_10_10_0.4593.pth``)
+or a HuggingFace transformers AST folder (``config.json`` + weights, e.g. a
+snapshot of ``MIT/ast-finetuned-audioset-10-10-0.4593``). The folder's
+pipeline reproduces the reference exactly by default: Kaldi fbank, pad or
+cut to the checkpoint's number of frames, the checkpoint's normalisation.
+With ``--native-length`` each clip keeps its own length instead (see
+docs/inference.md for what that changes).
+
+Labels: a HuggingFace folder's ``id2label``; for a ``.pth``, ``--labels``
+is required (it holds no names): AudioSet's ``class_labels_indices.csv``
+(columns index, mid, display_name) or a text file with one label per line.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+from speechbrain_ast.export import export_model_folder
+from speechbrain_ast.features import DATASET_STATS
+
+__all__ = ["convert_checkpoint", "read_labels", "main"]
+
+AUDIOSET_CLASSES = 527
+
+
+def read_labels(path):
+    """Class names in index order from a label file.
+
+    Arguments
+    ---------
+    path : str
+        Either a CSV with a header holding ``index`` and ``display_name``
+        (AudioSet's ``class_labels_indices.csv``: index, mid, display_name)
+        or a text file with one label per line (line order = index).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write('index,mid,display_name\\n1,/m/b,"Bark, dog"\\n'
+    ...                 '0,/m/a,Speech\\n')
+    >>> read_labels(path)
+    ['Speech', 'Bark, dog']
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"label file {path!r} does not exist.")
+    with open(path, encoding="utf-8", newline="") as f:
+        text = f.read()
+    lines = text.splitlines()
+    header = [h.strip() for h in next(csv.reader(lines[:1]), [])]
+    if "index" in header and "display_name" in header:
+        by_index = {}
+        for row in csv.DictReader(lines):
+            try:
+                index = int(row["index"])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path!r}: bad index {row.get('index')!r} in row {row}."
+                ) from None
+            by_index[index] = row["display_name"].strip()
+        if sorted(by_index) != list(range(len(by_index))):
+            raise ValueError(
+                f"{path!r}: the indices are not 0..{len(by_index) - 1} "
+                "without gaps: fix the label file."
+            )
+        return [by_index[i] for i in range(len(by_index))]
+    labels = [line.strip() for line in lines if line.strip()]
+    if not labels:
+        raise ValueError(f"label file {path!r} holds no labels.")
+    return labels
+
+
+def convert_checkpoint(
+    src,
+    out_dir,
+    labels=None,
+    native_length=False,
+    multi_label=None,
+    overwrite=False,
+    input_tdim=None,
+    fstride=None,
+    tstride=None,
+    norm_stats=None,
+):
+    """Converts a published checkpoint into a model folder.
+
+    Arguments
+    ---------
+    src : str
+        A reference ``.pth`` file or a HuggingFace AST folder.
+    out_dir : str
+        The model folder to write (refused if it exists and is not empty,
+        unless ``overwrite``).
+    labels : list of str, optional
+        Class names; default the HuggingFace ``id2label`` (required for a
+        ``.pth``).
+    native_length : bool
+        Keep each clip's length instead of padding / cutting to the
+        checkpoint's number of frames.
+    multi_label : bool, optional
+        Sigmoid (True) or softmax (False) scores. Default: True for 527
+        classes (AudioSet) and for HuggingFace configs whose
+        ``problem_type`` is ``multi_label_classification``.
+    overwrite : bool
+        Replace the model files of an existing folder.
+    input_tdim : int, optional
+        Frames a ``.pth`` was trained with (default 1024, AudioSet).
+    fstride, tstride : int, optional
+        Strides of a ``.pth`` (inferred from its patch count when None).
+    norm_stats : tuple of float, optional
+        ``(mean, std)``; default the checkpoint's (HuggingFace
+        preprocessor_config.json, or AudioSet's for a ``.pth``).
+
+    Returns
+    -------
+    str
+        ``out_dir``.
+
+    Example
+    -------
+    >>> import os, tempfile, torch
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> tmp = tempfile.mkdtemp()
+    >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
+    >>> state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}
+    >>> state.update({f"module.mlp_head.{k}": v
+    ...               for k, v in ASTHead(64, 2).state_dict().items()})
+    >>> torch.save(state, os.path.join(tmp, "ast.pth"))
+    >>> out = convert_checkpoint(os.path.join(tmp, "ast.pth"),
+    ...                          os.path.join(tmp, "model"),
+    ...                          labels=["yes", "no"], input_tdim=128)
+    >>> sorted(os.listdir(out))[0]
+    'classifier.ckpt'
+    """
+    from speechbrain_ast.pretrained import (
+        build_from_checkpoint,
+        read_hf_checkpoint,
+        read_reference_checkpoint,
+    )
+
+    src = os.fspath(src)
+    out_dir = os.fspath(out_dir)
+    _refuse_existing(out_dir, overwrite)
+    hf_config = {}
+    if os.path.isdir(src):
+        imported = read_hf_checkpoint(src)
+        with open(os.path.join(src, "config.json"), encoding="utf-8") as f:
+            hf_config = json.load(f)
+        source_format = "huggingface"
+    elif os.path.isfile(src):
+        imported = read_reference_checkpoint(
+            src,
+            fstride=fstride,
+            tstride=tstride,
+            input_tdim=1024 if input_tdim is None else input_tdim,
+        )
+        source_format = "reference"
+    else:
+        raise FileNotFoundError(
+            f"{src!r} does not exist: pass a reference .pth file or a "
+            "HuggingFace AST folder."
+        )
+    if imported.head_state is None:
+        raise ValueError(
+            f"{src!r} has no classifier head: a model folder needs one. "
+            "Fine-tune it first (see the recipes)."
+        )
+    n_classes = imported.n_classes
+    if labels is None:
+        labels = imported.labels
+    if labels is None:
+        raise ValueError(
+            f"{src!r} does not name its {n_classes} classes: pass --labels "
+            "with AudioSet's class_labels_indices.csv (index, mid, "
+            "display_name) or a text file with one label per line."
+        )
+    if len(labels) != n_classes:
+        raise ValueError(
+            f"{len(labels)} labels for the {n_classes} classes of {src!r}: "
+            "pass the label file that belongs to this checkpoint."
+        )
+    if multi_label is None:
+        multi_label = (
+            hf_config.get("problem_type") == "multi_label_classification"
+            or n_classes == AUDIOSET_CLASSES
+        )
+    lobe, head, imported = build_from_checkpoint(imported)
+    frontend = {
+        "sample_rate": 16000,
+        "n_mels": imported.config["input_fdim"],
+        "target_length": None if native_length else imported.target_length,
+    }
+    return export_model_folder(
+        out_dir,
+        lobe,
+        head,
+        labels,
+        frontend,
+        imported.norm_stats if norm_stats is None else norm_stats,
+        multi_label=multi_label,
+        overwrite=overwrite,
+        extra={
+            "converted_from": os.path.basename(os.path.normpath(src)),
+            "source_format": source_format,
+            "checkpoint_target_length": int(imported.target_length),
+        },
+    )
+
+
+def _refuse_existing(out_dir, overwrite):
+    """Fails before any reading when the output folder is taken."""
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise FileExistsError(
+            f"output folder {out_dir!r} already exists and is not empty: "
+            "choose another --out, or pass --overwrite to replace its model "
+            "files."
+        )
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(
+            f"{out_dir!r} exists and is not a folder: choose another --out."
+        )
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_ast.convert",
+        description="Convert a published AST checkpoint (reference .pth or "
+        "HuggingFace folder) into a SpeechBrain EncoderClassifier folder.",
+    )
+    parser.add_argument("src", metavar="SRC", help=".pth file or HF folder")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="model folder to write"
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class_labels_indices.csv or one label per line (required for "
+        "a .pth; overrides a HF folder's id2label)",
+    )
+    parser.add_argument(
+        "--native-length",
+        action="store_true",
+        help="keep each clip's length instead of padding to the "
+        "checkpoint's frames (faster for short clips; outputs differ)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the model files of an existing folder",
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--multi-label",
+        dest="multi_label",
+        action="store_const",
+        const=True,
+        help="sigmoid scores (default for AudioSet / multi-label configs)",
+    )
+    group.add_argument(
+        "--single-label",
+        dest="multi_label",
+        action="store_const",
+        const=False,
+        help="softmax scores (default otherwise)",
+    )
+    parser.add_argument(
+        "--input-tdim",
+        type=int,
+        help=".pth only: frames it was trained with (default 1024; ESC-50 "
+        "512, Speech Commands 128)",
+    )
+    parser.add_argument("--fstride", type=int, help=".pth only")
+    parser.add_argument("--tstride", type=int, help=".pth only")
+    parser.add_argument(
+        "--stats",
+        choices=sorted(DATASET_STATS),
+        help="normalisation statistics of this dataset (default: the "
+        "checkpoint's; AudioSet for a .pth)",
+    )
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 1 on an error (one line on stderr).
+
+    Example
+    -------
+    >>> main(["/no/such/checkpoint.pth", "--out", "/tmp/never"])
+    1
+    """
+    args = _parser().parse_args(argv)
+    try:
+        labels = read_labels(args.labels) if args.labels else None
+        out = convert_checkpoint(
+            args.src,
+            args.out,
+            labels=labels,
+            native_length=args.native_length,
+            multi_label=args.multi_label,
+            overwrite=args.overwrite,
+            input_tdim=args.input_tdim,
+            fstride=args.fstride,
+            tstride=args.tstride,
+            norm_stats=DATASET_STATS[args.stats] if args.stats else None,
+        )
+    except Exception as err:  # one line, never a traceback
+        message = " ".join(str(err).split())
+        print(
+            f"error: converting {args.src!r}: {type(err).__name__}: {message}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

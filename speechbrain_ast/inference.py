@@ -1,0 +1,281 @@
+"""Inference with AST model folders: scores, top-k labels, lengths.
+
+:class:`ASTAudioClassifier` is SpeechBrain's ``EncoderClassifier`` for AST
+folders (written by :mod:`speechbrain_ast.export` or
+:mod:`speechbrain_ast.convert`). Compared with the parent class it
+
+- gives the frontend the clips' lengths, so a clip scores the same alone
+  and padded inside a batch;
+- returns probabilities: sigmoid scores for multi-label folders (AudioSet),
+  softmax for single-label ones, and the top-k labels
+  (``classify_batch`` of the parent is top-1 only);
+- reads files with :func:`speechbrain_ast.audio.load_audio` (any rate and
+  channel count soundfile reads, named errors).
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import torch
+from speechbrain.inference.classifiers import EncoderClassifier
+
+from speechbrain_ast.audio import load_audio
+
+__all__ = ["ASTAudioClassifier"]
+
+
+class ASTAudioClassifier(EncoderClassifier):
+    """An ``EncoderClassifier`` for AST model folders.
+
+    Build it with ``ASTAudioClassifier.from_hparams(source=folder,
+    savedir=...)``. The folder's ``multi_label`` entry chooses sigmoid
+    (True) or softmax (False) scores; ``native_length`` says whether clips
+    keep their own length (then clips of different lengths in one batch
+    are run one by one, since padding would change their outputs).
+
+    Arguments
+    ---------
+    *args, **kwargs
+        As :class:`speechbrain.inference.interfaces.Pretrained`.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_ast.export import export_model_folder
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> tmp = tempfile.mkdtemp()
+    >>> folder = export_model_folder(
+    ...     os.path.join(tmp, "model"),
+    ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
+    ...     ASTHead(64, 3), ["dog", "cat", "bird"],
+    ...     {"target_length": 128}, (-4.27, 4.57), multi_label=True,
+    ... )
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=folder, savedir=os.path.join(tmp, "saved")
+    ... )
+    >>> wavs = torch.randn(2, 16000) * 0.1
+    >>> scores, top, index, labels = model.classify_batch(wavs)
+    >>> scores.shape
+    torch.Size([2, 3])
+    >>> [len(r) for r in model.predict_topk(wavs, k=2)]
+    [2, 2]
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multi_label = bool(getattr(self.hparams, "multi_label", False))
+        self.native_length = bool(getattr(self.hparams, "native_length", False))
+        self.sample_rate = int(getattr(self.hparams, "sample_rate", 16000))
+
+    @property
+    def labels(self):
+        """The class names in index order."""
+        encoder = self.hparams.label_encoder
+        return [encoder.ind2lab[i] for i in range(len(encoder))]
+
+    def _prepare(self, wavs, wav_lens):
+        """Batch shape, device, dtype and default lengths."""
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        if wavs.dim() != 2:
+            raise ValueError(
+                f"Expected waveforms [batch, samples], got shape "
+                f"{tuple(wavs.shape)}: downmix multi-channel audio first "
+                "(or use classify_file)."
+            )
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        wav_lens = torch.as_tensor(wav_lens, dtype=torch.float32)
+        if wav_lens.shape != (wavs.shape[0],):
+            raise ValueError(
+                f"wav_lens has shape {tuple(wav_lens.shape)}, expected "
+                f"({wavs.shape[0]},): one relative length per waveform."
+            )
+        return wavs.to(self.device).float(), wav_lens.to(self.device)
+
+    def _encode(self, wavs, wav_lens):
+        """Frontend, normalisation and lobe on a prepared batch."""
+        feats = self.mods.compute_features(wavs, wav_lens)
+        feats = self.mods.mean_var_norm(feats, wav_lens)
+        return self.mods.embedding_model(feats, wav_lens)
+
+    def encode_batch(self, wavs, wav_lens=None, normalize=False):
+        """Pooled AST embeddings, length-aware.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` (or ``[samples]``) at the folder's rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1]; samples past a clip's length are
+            padding and do not change its embedding.
+        normalize : bool
+            Unused (kept for the parent's signature); AST embeddings are
+            not normalised.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, embed_dim]``.
+        """
+        del normalize
+        wavs, wav_lens = self._prepare(wavs, wav_lens)
+        with torch.no_grad():
+            if self.native_length and not bool(torch.all(wav_lens == 1.0)):
+                # padding would be seen by the lobe: run each clip alone
+                embs = []
+                for wav, rel in zip(wavs, wav_lens):
+                    n = int(torch.round(rel * wavs.shape[1]))
+                    one = torch.ones(1, device=self.device)
+                    embs.append(self._encode(wav[None, : max(n, 1)], one))
+                return torch.cat(embs)
+            return self._encode(wavs, wav_lens)
+
+    def compute_logits(self, wavs, wav_lens=None):
+        """The head's raw outputs (before sigmoid / softmax).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` at the folder's rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, n_classes]``.
+        """
+        emb = self.encode_batch(wavs, wav_lens)
+        with torch.no_grad():
+            return self.mods.classifier(emb)
+
+    def scores_from_logits(self, logits):
+        """Sigmoid (multi-label) or softmax (single-label) of ``logits``.
+
+        Arguments
+        ---------
+        logits : torch.Tensor
+            ``[batch, n_classes]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Scores in [0, 1], same shape.
+        """
+        if self.multi_label:
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1)
+
+    def classify_batch(self, wavs, wav_lens=None):
+        """Scores, best score, best index and best label per clip.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` at the folder's rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1].
+
+        Returns
+        -------
+        scores : torch.Tensor
+            ``[batch, n_classes]`` sigmoid (multi-label) or softmax scores.
+        score : torch.Tensor
+            ``[batch]`` the best class's score.
+        index : torch.Tensor
+            ``[batch]`` the best class.
+        text_lab : list of str
+            The best class's label per clip.
+        """
+        scores = self.scores_from_logits(self.compute_logits(wavs, wav_lens))
+        score, index = torch.max(scores, dim=-1)
+        text_lab = self.hparams.label_encoder.decode_torch(index)
+        return scores, score, index, text_lab
+
+    def predict_topk(self, wavs, wav_lens=None, k=5):
+        """The ``k`` best labels and their scores per clip.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` at the folder's rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1].
+        k : int
+            How many labels per clip (at most the number of classes).
+
+        Returns
+        -------
+        list of list of (str, float)
+            Per clip, ``(label, score)`` by decreasing score.
+        """
+        scores = self.scores_from_logits(self.compute_logits(wavs, wav_lens))
+        return self.topk_from_scores(scores, k)
+
+    def topk_from_scores(self, scores, k=5):
+        """``(label, score)`` lists of the ``k`` best classes per row.
+
+        Arguments
+        ---------
+        scores : torch.Tensor
+            ``[batch, n_classes]``.
+        k : int
+            How many labels per row (capped at the number of classes).
+
+        Returns
+        -------
+        list of list of (str, float)
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}.")
+        if scores.dim() == 1:
+            scores = scores[None]
+        k = min(int(k), scores.shape[-1])
+        values, indices = torch.topk(scores, k, dim=-1)
+        labels = self.labels
+        return [
+            [(labels[int(i)], float(v)) for v, i in zip(vals, idxs)]
+            for vals, idxs in zip(values.cpu(), indices.cpu())
+        ]
+
+    def load_audio(self, path, savedir=None):
+        """Reads ``path`` mono at the folder's rate (see
+        :func:`speechbrain_ast.audio.load_audio`; ``AudioError`` names a
+        bad file).
+
+        Arguments
+        ---------
+        path : str
+            A local audio file.
+        savedir : None
+            Unused (remote files are not fetched).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[samples]`` on the model's device.
+        """
+        del savedir
+        return load_audio(path, self.sample_rate).to(self.device)
+
+    def classify_file(self, path, **kwargs):
+        """:meth:`classify_batch` on one file.
+
+        Arguments
+        ---------
+        path : str
+            An audio file at any rate / channel count soundfile reads.
+        **kwargs
+            Unused (kept for the parent's signature).
+
+        Returns
+        -------
+        As :meth:`classify_batch`, for a batch of one.
+        """
+        del kwargs
+        return self.classify_batch(self.load_audio(path)[None])
+
+    def forward(self, wavs, wav_lens=None):
+        """Same as :meth:`classify_batch`."""
+        return self.classify_batch(wavs, wav_lens)

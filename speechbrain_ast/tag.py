@@ -1,0 +1,512 @@
+"""Command line: tag audio files with an AST model folder.
+
+::
+
+    python -m speechbrain_ast.tag --model DIR FILE... [--top-k K] [--json]
+        [--window S --hop S] [--plot out.png] [--batch-size N]
+
+Whole-file mode scores each file as one clip. Windowed mode (``--window``)
+reads the file in a stream, one window at a time, so memory does not grow
+with the recording's length. Windows start at 0, hop, 2 hop, ... (before
+the end of the file) and the last window is the first that reaches the
+end (it may be shorter than ``--window``; a file shorter than one window
+is one window).
+A 60 s file with ``--window 10 --hop 5`` gives 11 windows (starts 0, 5,
+..., 50). Per window scores and the clip-level aggregate (mean and max
+over windows) are printed.
+
+A bad file (missing, empty, not audio, truncated, NaN samples) gets one
+line on stderr naming it; the other files are still tagged and the exit
+status is 1.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from speechbrain_ast.audio import AudioError, audio_info, load_audio
+
+__all__ = ["count_windows", "iter_windows", "main", "aggregate"]
+
+
+def count_windows(num_samples, window, hop):
+    """Number of windows over ``num_samples`` samples.
+
+    Windows start at 0, ``hop``, ``2 * hop``, ... before the end; the
+    last one is the first that reaches the end (it may be shorter than
+    ``window``).
+
+    Arguments
+    ---------
+    num_samples : int
+        Length of the recording (any unit, e.g. samples).
+    window : int
+        Window length, same unit.
+    hop : int
+        Distance between window starts, same unit.
+
+    Returns
+    -------
+    int
+        At least 1 for a non-empty recording.
+
+    Example
+    -------
+    >>> count_windows(60 * 16000, 10 * 16000, 5 * 16000)
+    11
+    >>> count_windows(62, 10, 5), count_windows(7, 10, 5)
+    (12, 1)
+    >>> count_windows(100, 10, 30)  # gaps: starts 0, 30, 60, 90
+    4
+    """
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window ({window}) and hop ({hop}) must be > 0.")
+    if num_samples <= window:
+        return 1
+    # the first window that reaches the end is the last; with gaps
+    # (hop > window) no window starts at or past the end
+    return min(
+        1 + math.ceil((num_samples - window) / hop),
+        math.ceil(num_samples / hop),
+    )
+
+
+def iter_windows(path, window_s, hop_s, sample_rate=16000):
+    """Streams the windows of an audio file, mono, at ``sample_rate``.
+
+    The file is read block by block (at most one window plus one hop in
+    memory); each window is downmixed and resampled as a whole, as a
+    standalone clip would be.
+
+    Arguments
+    ---------
+    path : str
+        An audio file soundfile reads.
+    window_s : float
+        Window length in seconds.
+    hop_s : float
+        Hop between window starts in seconds.
+    sample_rate : int
+        The rate of the returned windows.
+
+    Yields
+    ------
+    start_s : float
+        Window start in seconds.
+    end_s : float
+        Window end in seconds (the file's end for the last window).
+    wav : torch.Tensor
+        ``[samples]`` float32 mono at ``sample_rate``.
+
+    Raises
+    ------
+    AudioError
+        For a missing, empty, unreadable or truncated file, or NaN/Inf
+        samples (raised when the bad block is reached).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> sf.write(path, np.zeros((25 * 800, 2)), 8000)
+    >>> [(s, e, w.shape[0]) for s, e, w in iter_windows(path, 1.0, 0.5)]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [(0.0, 1.0, 16000), (0.5, 1.5, 16000), (1.0, 2.0, 16000),
+     (1.5, 2.5, 16000)]
+    """
+    path = os.fspath(path)
+    file_rate, frames, _ = audio_info(path)
+    window = max(1, round(window_s * file_rate))
+    hop = max(1, round(hop_s * file_rate))
+    n_windows = count_windows(frames, window, hop)
+    try:
+        with sf.SoundFile(path) as f:
+            buf = np.zeros(0, dtype=np.float32)
+            buf_start = 0  # file position of buf[0]
+            for k in range(n_windows):
+                start = k * hop
+                end = min(start + window, frames)
+                # forget what lies before this window
+                drop = min(max(0, start - buf_start), buf.shape[0])
+                buf, buf_start = buf[drop:], buf_start + drop
+                while buf_start < start:  # hop > window: skip the gap
+                    skip = min(start - buf_start, window)
+                    _read_mono(f, path, skip)
+                    buf_start += skip
+                need = end - (buf_start + buf.shape[0])
+                if need > 0:
+                    buf = np.concatenate([buf, _read_mono(f, path, need)])
+                wav = torch.from_numpy(buf[: end - start].copy())
+                if file_rate != sample_rate:
+                    wav = torchaudio.functional.resample(
+                        wav, file_rate, sample_rate
+                    )
+                yield start / file_rate, end / file_rate, wav
+    except (RuntimeError, OSError) as err:
+        raise AudioError(
+            f"Cannot decode {path!r} ({err}): the file is damaged or cut "
+            "short. Re-copy or re-download it, or remove it."
+        ) from err
+
+
+def _read_mono(f, path, count):
+    """Reads ``count`` frames from an open SoundFile, downmixed, checked."""
+    data = f.read(count, dtype="float32", always_2d=True)
+    if data.shape[0] < count:
+        raise AudioError(
+            f"Audio file {path!r} is truncated: it holds fewer samples than "
+            "its header declares. Re-copy or re-download it."
+        )
+    mono = data.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise AudioError(
+            f"Audio file {path!r} contains NaN/Inf samples: it was written "
+            "from broken data; regenerate or remove it."
+        )
+    return mono
+
+
+def aggregate(window_scores):
+    """Clip-level scores from per-window scores.
+
+    Arguments
+    ---------
+    window_scores : torch.Tensor
+        ``[n_windows, n_classes]``.
+
+    Returns
+    -------
+    dict
+        ``{"mean": [n_classes], "max": [n_classes]}`` over windows.
+
+    Example
+    -------
+    >>> agg = aggregate(torch.tensor([[0.2, 0.9], [0.4, 0.1]]))
+    >>> [round(v, 3) for v in agg["mean"].tolist()]
+    [0.3, 0.5]
+    >>> [round(v, 3) for v in agg["max"].tolist()]
+    [0.4, 0.9]
+    """
+    return {
+        "mean": window_scores.mean(dim=0),
+        "max": window_scores.max(dim=0).values,
+    }
+
+
+def _pad_batch(wavs):
+    """Zero-padded ``[batch, samples]`` and relative lengths."""
+    longest = max(w.shape[0] for w in wavs)
+    batch = torch.zeros(len(wavs), longest)
+    for i, wav in enumerate(wavs):
+        batch[i, : wav.shape[0]] = wav
+    lens = torch.tensor([w.shape[0] / longest for w in wavs])
+    return batch, lens
+
+
+def _score_windows(model, path, args, progress):
+    """Per-window scores ``[n, C]`` and the windows' (start, end)."""
+    spans, scores, pending = [], [], []
+
+    def flush():
+        batch, lens = _pad_batch([w for _, _, w in pending])
+        logits = model.compute_logits(batch, lens)
+        scores.append(model.scores_from_logits(logits).cpu())
+        spans.extend((s, e) for s, e, _ in pending)
+        progress.update(len(pending))
+        pending.clear()
+
+    for start, end, wav in iter_windows(
+        path, args.window, args.hop, model.sample_rate
+    ):
+        pending.append((start, end, wav))
+        if len(pending) == args.batch_size:
+            flush()
+    if pending:
+        flush()
+    return torch.cat(scores), spans
+
+
+def _topk_json(model, scores, k):
+    """``[{"label": ..., "score": ...}, ...]`` of the k best classes."""
+    return [
+        {"label": label, "score": round(score, 6)}
+        for label, score in model.topk_from_scores(scores, k)[0]
+    ]
+
+
+def _format_topk(items):
+    """``label 0.912, label 0.100`` for text output."""
+    return ", ".join(f"{it['label']} {it['score']:.3f}" for it in items)
+
+
+def _tag_file(model, path, args, progress_factory):
+    """Tags one file; returns the JSON-able result."""
+    if args.window is None:
+        wav = load_audio(path, model.sample_rate)
+        scores = model.scores_from_logits(model.compute_logits(wav[None]))
+        return {"file": path, "labels": _topk_json(model, scores, args.top_k)}
+    file_rate, frames, _ = audio_info(path)
+    n = count_windows(
+        frames,
+        max(1, round(args.window * file_rate)),
+        max(1, round(args.hop * file_rate)),
+    )
+    with progress_factory(n, os.path.basename(path)) as progress:
+        scores, spans = _score_windows(model, path, args, progress)
+    agg = aggregate(scores)
+    return {
+        "file": path,
+        "windows": [
+            {
+                "start": round(start, 6),
+                "end": round(end, 6),
+                "labels": _topk_json(model, row, args.top_k),
+            }
+            for (start, end), row in zip(spans, scores)
+        ],
+        "mean": _topk_json(model, agg["mean"], args.top_k),
+        "max": _topk_json(model, agg["max"], args.top_k),
+        "_scores": scores,
+    }
+
+
+def _print_result(result, as_json, out):
+    """Writes one file's result (text block or one JSON line)."""
+    if as_json:
+        clean = {k: v for k, v in result.items() if not k.startswith("_")}
+        out.write(json.dumps(clean, ensure_ascii=False) + "\n")
+        return
+    out.write(f"{result['file']}\n")
+    if "labels" in result:
+        for item in result["labels"]:
+            out.write(f"  {item['score']:.3f}  {item['label']}\n")
+        return
+    for win in result["windows"]:
+        span = f"[{win['start']:.2f}-{win['end']:.2f} s]"
+        out.write(f"  {span} {_format_topk(win['labels'])}\n")
+    out.write(f"  mean: {_format_topk(result['mean'])}\n")
+    out.write(f"  max:  {_format_topk(result['max'])}\n")
+    out.flush()
+
+
+def _plot(results, model, path, top_k):
+    """Top classes' scores over time, one panel per file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(results), 1, figsize=(10, 3 * len(results)), squeeze=False
+    )
+    labels = model.labels
+    for ax, result in zip(axes[:, 0], results):
+        scores = result["_scores"]
+        mids = [(w["start"] + w["end"]) / 2 for w in result["windows"]]
+        top = torch.topk(scores.max(dim=0).values, min(top_k, len(labels)))
+        for idx in top.indices.tolist():
+            ax.plot(mids, scores[:, idx].numpy(), marker=".", label=labels[idx])
+        ax.set_title(os.path.basename(result["file"]))
+        ax.set_xlabel("time (s, window centre)")
+        ax.set_ylabel("score")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize="small", loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_ast.tag",
+        description="Tag audio files with an AST model folder (written by "
+        "speechbrain_ast.convert or a recipe's export). Only load model "
+        "folders you trust: hyperparams.yaml can run code.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="model folder"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=5, help="labels per result (default 5)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per file"
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        metavar="S",
+        help="tag window by window, windows of S seconds (streamed)",
+    )
+    parser.add_argument(
+        "--hop",
+        type=float,
+        metavar="S",
+        help="seconds between window starts (default: --window)",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="draw the top classes' scores over time (needs --window and "
+        "matplotlib)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="windows per forward pass"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device (default cpu)"
+    )
+    parser.add_argument(
+        "--savedir",
+        default=None,
+        help="where SpeechBrain links the model files (default: none, "
+        "the folder is used in place)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is shown on a terminal only)",
+    )
+    return parser
+
+
+def _check_args(parser, args):
+    """Argument errors argparse cannot see (exits with status 2)."""
+    if args.top_k < 1:
+        parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.hop is not None and args.window is None:
+        parser.error("--hop needs --window")
+    if args.window is not None:
+        if not args.window > 0:
+            parser.error(f"--window must be > 0 seconds, got {args.window}")
+        if args.hop is None:
+            args.hop = args.window
+        if not args.hop > 0:
+            parser.error(f"--hop must be > 0 seconds, got {args.hop}")
+    if args.plot is not None:
+        if args.window is None:
+            parser.error("--plot draws scores over time: it needs --window")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error(
+                "--plot needs matplotlib, which is not installed: "
+                "`pip install matplotlib`, or leave out --plot"
+            )
+
+
+def _load_model(args):
+    """The ASTAudioClassifier, or an error message."""
+    hparams = os.path.join(args.model, "hyperparams.yaml")
+    if not os.path.isfile(hparams):
+        return None, (
+            f"error: model folder {args.model!r} has no hyperparams.yaml: "
+            "pass a folder written by speechbrain_ast.convert or a recipe's "
+            "export."
+        )
+    from speechbrain_ast.inference import ASTAudioClassifier
+
+    try:
+        model = ASTAudioClassifier.from_hparams(
+            source=os.path.abspath(args.model),
+            savedir=args.savedir,
+            run_opts={"device": args.device},
+        )
+    except Exception as err:  # any failure: one line, no traceback
+        return None, (
+            f"error: cannot load model folder {args.model!r}: "
+            f"{type(err).__name__}: {_one_line(err)}"
+        )
+    return model, None
+
+
+def _one_line(err):
+    """An exception's message on one line."""
+    return " ".join(str(err).split())
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 when every file was tagged, 1 when some failed, 2 for a usage or
+        model error.
+
+    Example
+    -------
+    >>> main(["--model", "/no/such/model", "a.wav"])
+    2
+    """
+    from tqdm import tqdm
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    model, error = _load_model(args)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+
+    disable = True if args.no_progress else None  # None: on a terminal only
+
+    def windows_bar(total, name):
+        return tqdm(
+            total=total,
+            desc=name,
+            unit="win",
+            file=sys.stderr,
+            leave=False,
+            disable=True if total < 2 * args.batch_size else disable,
+        )
+
+    failed, results = 0, []
+    files = tqdm(
+        args.files,
+        unit="file",
+        file=sys.stderr,
+        disable=True if len(args.files) < 2 else disable,
+    )
+    for path in files:
+        try:
+            result = _tag_file(model, path, args, windows_bar)
+        except AudioError as err:
+            failed += 1
+            tqdm.write(f"error: {_one_line(err)}", file=sys.stderr)
+            continue
+        except Exception as err:  # one line per file, never a traceback
+            failed += 1
+            tqdm.write(
+                f"error: {path!r}: {type(err).__name__}: {_one_line(err)}",
+                file=sys.stderr,
+            )
+            continue
+        _print_result(result, args.json, sys.stdout)
+        if args.plot:
+            results.append(result)
+    if args.plot and results:
+        _plot(results, model, args.plot, args.top_k)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

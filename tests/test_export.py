@@ -1,0 +1,227 @@
+"""Model folders: export -> from_hparams -> the same predictions.
+
+The reference path runs torchaudio's Kaldi fbank per clip, pads in the
+log-mel domain, normalises and applies the exported modules directly.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import os
+import shutil
+
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+from speechbrain.inference.classifiers import EncoderClassifier
+
+from speechbrain_ast.export import MODEL_FILES, export_model_folder
+from speechbrain_ast.inference import ASTAudioClassifier
+from speechbrain_ast.model import AST, ASTHead
+
+LABELS = ["dog", "rain", "speech", "siren", "engine"]
+MEAN, STD = -4.2677393, 4.5689974
+TLEN = 128
+
+
+def _random_ln(module, gen):
+    """Random LayerNorm parameters, so that eps and affine terms matter."""
+    for mod in module.modules():
+        if isinstance(mod, torch.nn.LayerNorm):
+            with torch.no_grad():
+                mod.weight.copy_(
+                    1 + 0.3 * torch.randn(mod.weight.shape, generator=gen)
+                )
+                mod.bias.copy_(0.3 * torch.randn(mod.bias.shape, generator=gen))
+
+
+def tiny_model(seed=0, n_classes=5, input_tdim=TLEN):
+    """A random-weight AST (width 64, depth 2) and head, in eval mode."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    lobe = AST(input_tdim=input_tdim, embed_dim=64, depth=2, num_heads=2)
+    head = ASTHead(64, n_classes)
+    _random_ln(lobe, gen)
+    _random_ln(head, gen)
+    return lobe.eval(), head.eval()
+
+
+def reference_logits(lobe, head, wavs, target_length=TLEN):
+    """torchaudio Kaldi fbank per clip + pad/cut + norm + modules."""
+    feats = []
+    for wav in wavs:
+        fb = torchaudio.compliance.kaldi.fbank(
+            wav[None],
+            htk_compat=True,
+            sample_frequency=16000,
+            use_energy=False,
+            window_type="hanning",
+            num_mel_bins=128,
+            dither=0.0,
+            frame_shift=10,
+        )
+        if target_length is not None:
+            pad = target_length - fb.shape[0]
+            fb = torch.nn.functional.pad(fb, (0, 0, 0, max(pad, 0)))
+            fb = fb[:target_length]
+        feats.append((fb - MEAN) / (2 * STD))
+    with torch.no_grad():
+        return torch.cat([head(lobe(f[None])) for f in feats])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    lobe, head = tiny_model()
+    out = tmp_path_factory.mktemp("export") / "model"
+    export_model_folder(
+        out,
+        lobe,
+        head,
+        LABELS,
+        {"target_length": TLEN},
+        (MEAN, STD),
+        multi_label=True,
+        extra={"source": "test"},
+    )
+    return out, lobe, head
+
+
+def _wavs():
+    gen = torch.Generator().manual_seed(1)
+    return 0.1 * torch.randn(3, 16000, generator=gen)
+
+
+def test_folder_layout_and_overwrite_refusal(folder, tmp_path):
+    out, lobe, head = folder
+    assert sorted(os.listdir(out)) == sorted(MODEL_FILES)
+    text = (out / "hyperparams.yaml").read_text()
+    for entry in ("multi_label: true", "sample_rate: 16000", "native_length"):
+        assert entry in text
+    with pytest.raises(FileExistsError, match=str(out)):
+        export_model_folder(
+            out, lobe, head, LABELS, {}, (MEAN, STD), multi_label=True
+        )
+    # overwrite=True replaces the model files
+    export_model_folder(
+        out,
+        lobe,
+        head,
+        LABELS,
+        {"target_length": TLEN},
+        (MEAN, STD),
+        multi_label=True,
+        overwrite=True,
+    )
+    with pytest.raises(ValueError, match="4 labels"):
+        export_model_folder(
+            tmp_path / "x", lobe, head, LABELS[:4], {}, (0, 1), True
+        )
+    with pytest.raises(ValueError, match="unique"):
+        export_model_folder(
+            tmp_path / "y", lobe, head, ["a"] * 5, {}, (0, 1), True
+        )
+
+
+def test_round_trip_both_interfaces(folder, tmp_path):
+    out, lobe, head = folder
+    wavs = _wavs()
+    expected = reference_logits(lobe, head, wavs)
+
+    ours = ASTAudioClassifier.from_hparams(
+        source=str(out), savedir=str(tmp_path / "ours")
+    )
+    logits = ours.compute_logits(wavs)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    scores, score, index, labels = ours.classify_batch(wavs)
+    assert torch.allclose(scores, torch.sigmoid(expected), atol=1e-6)
+    assert labels == [LABELS[i] for i in expected.argmax(-1)]
+
+    plain = EncoderClassifier.from_hparams(
+        source=str(out), savedir=str(tmp_path / "plain")
+    )
+    out_prob, _, index, labels = plain.classify_batch(wavs)
+    assert torch.allclose(out_prob, expected, atol=1e-5)
+    assert labels == [LABELS[i] for i in expected.argmax(-1)]
+    with torch.no_grad():
+        emb = lobe(ours.mods.mean_var_norm(ours.mods.compute_features(wavs)))
+    assert torch.allclose(plain.encode_batch(wavs), emb, atol=1e-5)
+    assert torch.allclose(ours.encode_batch(wavs), emb, atol=1e-5)
+
+    # classify_file: 16 kHz mono reads the same through both
+    path = str(tmp_path / "clip.wav")
+    sf.write(path, wavs[0].numpy(), 16000, subtype="FLOAT")
+    out_prob, _, _, label = plain.classify_file(path)
+    assert torch.allclose(out_prob[0], expected[0], atol=1e-5)
+    scores, _, _, label2 = ours.classify_file(path)
+    assert torch.allclose(scores[0], torch.sigmoid(expected[0]), atol=1e-6)
+    assert label == label2
+    # 44.1 kHz stereo: both resample and downmix to the same input
+    gen = torch.Generator().manual_seed(4)
+    path = str(tmp_path / "stereo.wav")
+    stereo = 0.1 * torch.randn(44100, 2, generator=gen)
+    sf.write(path, stereo.numpy(), 44100, subtype="FLOAT")
+    out_prob = plain.classify_file(path)[0]
+    logits = ours.compute_logits(ours.load_audio(path)[None])
+    assert torch.allclose(out_prob, logits, atol=1e-4)
+
+
+def test_padded_batch_equals_single_clips(folder, tmp_path):
+    out, lobe, head = folder
+    model = ASTAudioClassifier.from_hparams(
+        source=str(out), savedir=str(tmp_path / "s")
+    )
+    wavs = _wavs()
+    wavs[1, 9000:] = 0
+    wavs[2, 5000:] = 0
+    lens = torch.tensor([1.0, 9000 / 16000, 5000 / 16000])
+    batch = model.compute_logits(wavs, lens)
+    single = [
+        model.compute_logits(wavs[i : i + 1, :n])
+        for i, n in enumerate([16000, 9000, 5000])
+    ]
+    assert torch.allclose(batch, torch.cat(single), atol=1e-5)
+    expected = reference_logits(
+        lobe, head, [wavs[0], wavs[1, :9000], wavs[2, :5000]]
+    )
+    assert torch.allclose(batch, expected, atol=1e-5)
+
+
+def test_native_length_folder(tmp_path):
+    lobe, head = tiny_model(seed=3)
+    out = tmp_path / "native"
+    export_model_folder(
+        out,
+        lobe,
+        head,
+        LABELS,
+        {"target_length": None},
+        (MEAN, STD),
+        multi_label=False,
+    )
+    assert "native_length: true" in (out / "hyperparams.yaml").read_text()
+    # a moved folder still loads: its files are named relative to it
+    moved = tmp_path / "moved"
+    shutil.move(str(out), str(moved))
+    model = ASTAudioClassifier.from_hparams(
+        source=str(moved), savedir=str(tmp_path / "s")
+    )
+    wavs = _wavs()
+    lens = torch.tensor([1.0, 0.75, 0.5])
+    logits = model.compute_logits(wavs, lens)
+    clips = [wavs[0], wavs[1, :12000], wavs[2, :8000]]
+    expected = reference_logits(lobe, head, clips, target_length=None)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    scores = model.classify_batch(wavs, lens)[0]
+    assert torch.allclose(scores.sum(-1), torch.ones(3), atol=1e-6)
+
+
+def test_mismatched_checkpoint_is_refused(folder, tmp_path):
+    out, lobe, head = folder
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    torch.save(ASTHead(64, 7).state_dict(), broken / "classifier.ckpt")
+    with pytest.raises(Exception, match="classifier.ckpt"):
+        ASTAudioClassifier.from_hparams(
+            source=str(broken), savedir=str(tmp_path / "s")
+        )
