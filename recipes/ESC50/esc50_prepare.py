@@ -1,0 +1,254 @@
+"""Data preparation for ESC-50: CSV manifests per split, from the folds.
+
+Expects the official ``ESC-50-master`` layout::
+
+    ESC-50-master/
+        audio/<fold>-<src_file>-<take>-<target>.wav   (5 s, 44.1 kHz)
+        meta/esc50.csv   (filename,fold,target,category,esc10,src_file,take)
+
+and downloads the official archive when the folder is missing and the
+network works. It writes ``train.csv``, ``valid.csv`` and ``test.csv``
+(columns ``ID, wav, duration, fold, class_index, category``) under
+``save_folder``, never inside the dataset, plus ``esc50_prepare.json``
+recording the dataset path and options: a second call with the same
+arguments does nothing; other folds rebuild the manifests; another dataset
+path into the same ``save_folder`` is an error (results and checkpoints in
+that folder would silently mix two datasets). Every audio file is checked
+once, up front, and all problems are reported together.
+
+Audio stays at its native rate: the training pipeline resamples
+44.1 kHz -> 16 kHz on the fly (:func:`speechbrain_ast.audio.load_audio`).
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+
+from speechbrain_ast.audio import AudioError, audio_info
+
+logger = logging.getLogger(__name__)
+
+ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
+META_COLUMNS = ["filename", "fold", "target", "category"]
+MANIFEST_COLUMNS = ["ID", "wav", "duration", "fold", "class_index", "category"]
+SPLITS = ("train", "valid", "test")
+OPTIONS_FILE = "esc50_prepare.json"
+
+
+def download_esc50(data_folder, timeout=30):
+    """Downloads and unpacks the official ESC-50 archive into data_folder.
+
+    Raises a ``FileNotFoundError`` saying what to put where when the
+    download fails (e.g. offline).
+    """
+    parent = os.path.dirname(os.path.abspath(data_folder)) or "."
+    os.makedirs(parent, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=parent) as tmp:
+            archive = os.path.join(tmp, "esc50.zip")
+            logger.info("Downloading ESC-50 from %s", ESC50_URL)
+            with urllib.request.urlopen(ESC50_URL, timeout=timeout) as r:
+                with open(archive, "wb") as f:
+                    shutil.copyfileobj(r, f)
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+            shutil.move(os.path.join(tmp, "ESC-50-master"), data_folder)
+    except (OSError, zipfile.BadZipFile) as err:
+        raise FileNotFoundError(
+            f"ESC-50 not found at {data_folder!r} and the download of "
+            f"{ESC50_URL} failed ({err}). Download and unzip it yourself so "
+            f"that {os.path.join(data_folder, 'audio')} holds the 2000 wav "
+            f"files and {os.path.join(data_folder, 'meta', 'esc50.csv')} "
+            "the metadata, then run again."
+        ) from err
+
+
+def read_meta(data_folder):
+    """Rows of ``meta/esc50.csv`` (filename, fold, target, category)."""
+    meta = os.path.join(data_folder, "meta", "esc50.csv")
+    if not os.path.isfile(meta):
+        raise FileNotFoundError(
+            f"{meta} is missing: data_folder must be the ESC-50-master "
+            "folder with audio/ and meta/esc50.csv"
+        )
+    with open(meta, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not set(META_COLUMNS) <= set(rows[0]):
+        raise ValueError(
+            f"{meta} must have the columns {META_COLUMNS} (the official "
+            f"esc50.csv); found {sorted(rows[0]) if rows else 'no rows'}"
+        )
+    return rows
+
+
+def check_audio(data_folder, rows):
+    """Checks every listed file once; returns {filename: (rate, frames)}.
+
+    Raises ``AudioError`` listing every missing, empty or unreadable file.
+    """
+    info, problems = {}, []
+    for row in rows:
+        path = os.path.join(data_folder, "audio", row["filename"])
+        try:
+            rate, frames, _ = audio_info(path)
+        except AudioError as err:
+            problems.append(f"{row['filename']}: {err}")
+            continue
+        info[row["filename"]] = (rate, frames)
+    if problems:
+        raise AudioError(
+            f"{len(problems)} of {len(rows)} ESC-50 audio files in "
+            f"{os.path.join(data_folder, 'audio')} cannot be used; replace "
+            "them (re-download or re-extract the dataset):\n  "
+            + "\n  ".join(problems)
+        )
+    return info
+
+
+def check_manifests(manifests):
+    """Checks every clip the manifests list (files can go away or change
+    after preparation); raises ``AudioError`` listing all problems.
+
+    Arguments
+    ---------
+    manifests : list of str
+        CSV manifests with a ``wav`` column.
+    """
+    problems, total = [], 0
+    for manifest in manifests:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                total += 1
+                try:
+                    audio_info(row["wav"])
+                except AudioError as err:
+                    name = os.path.basename(row["wav"])
+                    problems.append(f"{name} ({manifest}): {err}")
+    if problems:
+        raise AudioError(
+            f"{len(problems)} of {total} audio files listed in the manifests "
+            "cannot be used (changed since preparation?); restore them, or "
+            "delete the manifests' folder to prepare again:\n  "
+            + "\n  ".join(problems)
+        )
+
+
+def _folds(value, name):
+    folds = [int(f) for f in ([value] if isinstance(value, int) else value)]
+    if not folds:
+        raise ValueError(f"{name} is empty: give at least one fold (1-5)")
+    return folds
+
+
+def prepare_esc50(
+    data_folder,
+    save_folder,
+    train_fold_nums=(1, 2, 3, 4),
+    valid_fold_nums=(5,),
+    test_fold_nums=(5,),
+    download=True,
+):
+    """Writes train/valid/test manifests for the given folds.
+
+    Arguments
+    ---------
+    data_folder : str
+        The ``ESC-50-master`` folder (downloaded here when missing).
+    save_folder : str
+        Where the manifests go (not inside the dataset).
+    train_fold_nums, valid_fold_nums, test_fold_nums : list of int
+        Folds of each split. The paper validates and tests on the held-out
+        fold (valid = test) and picks the epoch by fold-averaged accuracy.
+    download : bool
+        Try to download the dataset when ``data_folder`` is missing.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest path.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from scripts.synthetic.esc50 import make_esc50
+    >>> data = make_esc50(tempfile.mkdtemp(), n_classes=2, duration=0.3)
+    >>> out = prepare_esc50(data, tempfile.mkdtemp(), [1, 2, 3], [4], [5])
+    >>> sorted(out)
+    ['test', 'train', 'valid']
+    """
+    data_folder = os.path.abspath(data_folder)
+    options = {
+        "data_folder": data_folder,
+        "train_fold_nums": _folds(train_fold_nums, "train_fold_nums"),
+        "valid_fold_nums": _folds(valid_fold_nums, "valid_fold_nums"),
+        "test_fold_nums": _folds(test_fold_nums, "test_fold_nums"),
+    }
+    manifests = {s: os.path.join(save_folder, f"{s}.csv") for s in SPLITS}
+    options_path = os.path.join(save_folder, OPTIONS_FILE)
+    if os.path.isfile(options_path):
+        with open(options_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous.get("data_folder") != data_folder:
+            raise ValueError(
+                f"{save_folder} was prepared from "
+                f"{previous.get('data_folder')!r}, not {data_folder!r}. "
+                "Use another output folder for another dataset (or delete "
+                f"{options_path} to start over)."
+            )
+        if previous == options and all(map(os.path.isfile, manifests.values())):
+            logger.info("ESC-50 manifests in %s up to date: skip", save_folder)
+            return manifests
+        logger.info("ESC-50 options changed: rebuilding the manifests")
+
+    if not os.path.isdir(data_folder):
+        if not download:
+            raise FileNotFoundError(
+                f"ESC-50 not found at {data_folder!r}: download "
+                f"{ESC50_URL} and unzip it so that {data_folder}/audio and "
+                f"{data_folder}/meta/esc50.csv exist"
+            )
+        download_esc50(data_folder)
+    rows = read_meta(data_folder)
+    info = check_audio(data_folder, rows)
+
+    os.makedirs(save_folder, exist_ok=True)
+    for split in SPLITS:
+        folds = set(options[f"{split}_fold_nums"])
+        selected = [row for row in rows if int(row["fold"]) in folds]
+        if not selected:
+            raise ValueError(
+                f"no ESC-50 clip is in folds {sorted(folds)} ({split}); the "
+                f"metadata has folds {sorted({int(r['fold']) for r in rows})}"
+            )
+        tmp = manifests[split] + ".tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(MANIFEST_COLUMNS)
+            for row in selected:
+                rate, frames = info[row["filename"]]
+                writer.writerow(
+                    [
+                        os.path.splitext(row["filename"])[0],
+                        os.path.join(data_folder, "audio", row["filename"]),
+                        f"{frames / rate:.3f}",
+                        row["fold"],
+                        row["target"],
+                        row["category"],
+                    ]
+                )
+        os.replace(tmp, manifests[split])
+        logger.info(
+            "%s: %d clips -> %s", split, len(selected), manifests[split]
+        )
+    # written last: its presence means the manifests are complete
+    with open(options_path, "w", encoding="utf-8") as f:
+        json.dump(options, f, indent=1)
+    return manifests

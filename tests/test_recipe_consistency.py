@@ -1,0 +1,102 @@
+"""Recipe consistency, as upstream SpeechBrain's check demands.
+
+For every yaml under ``recipes/*/hparams/``: each top-level key is used by
+the recipe's Python (``hparams["key"]``, ``hparams.key``,
+``self.hparams.key``, ``getattr(self.hparams, "key", ...)``), or referenced
+by another key of the yaml (``<key>`` / ``<key[...]>``), or is a SpeechBrain
+run option (the Brain reads those from hparams). The recipe's Python is its
+``*.py`` files plus :mod:`speechbrain_ast.training`, whose ``ASTBrain`` the
+train.py files subclass (that is where ``loss``, ``mixup``, ... are read).
+Also checks the ``tests/recipes/*.csv`` rows (upstream's format) name
+existing files.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import csv
+import glob
+import os
+import re
+
+import pytest
+from speechbrain.utils.run_opts import RunOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CSV_COLUMNS = [
+    "Task", "Dataset", "Script_file", "Hparam_file", "Data_prep_file",
+    "Readme_file", "Result_url", "HF_repo", "test_debug_flags",
+    "test_debug_checks",
+]  # fmt: skip
+RUN_OPTIONS = set(RunOptions().as_dict())
+YAMLS = sorted(
+    glob.glob(os.path.join(ROOT, "recipes", "*", "hparams", "*.yaml"))
+)
+
+
+def top_level_keys(text):
+    """Keys at column 0 (comments, documents markers and lists skipped)."""
+    return re.findall(r"^([A-Za-z_][\w.]*)\s*:", text, flags=re.MULTILINE)
+
+
+def python_uses(source, key):
+    k = re.escape(key)
+    patterns = [
+        rf"hparams\[\s*[\"']{k}[\"']\s*\]",
+        rf"hparams\.{k}\b",
+        rf"hparams\.get\(\s*[\"']{k}[\"']",
+        rf"getattr\(\s*self\.hparams\s*,\s*[\"']{k}[\"']",
+    ]
+    return any(re.search(p, source) for p in patterns)
+
+
+def yaml_references(text, key):
+    return re.search(rf"<{re.escape(key)}(\[[^>]*\])?>", text) is not None
+
+
+def test_there_are_recipe_yamls():
+    assert any("ESC50" in path for path in YAMLS)
+
+
+@pytest.mark.parametrize(
+    "yaml_path", YAMLS, ids=[os.path.relpath(p, ROOT) for p in YAMLS]
+)
+def test_every_yaml_key_is_used(yaml_path):
+    recipe_dir = os.path.dirname(os.path.dirname(yaml_path))
+    assert os.path.isfile(os.path.join(recipe_dir, "train.py")), recipe_dir
+    sources = glob.glob(os.path.join(recipe_dir, "*.py")) + [
+        os.path.join(ROOT, "speechbrain_ast", "training.py")
+    ]
+    python = "\n".join(open(p, encoding="utf-8").read() for p in sources)
+    with open(yaml_path, encoding="utf-8") as f:
+        text = f.read()
+    unused = [
+        key
+        for key in top_level_keys(text)
+        if not key.startswith("__")
+        and key not in RUN_OPTIONS
+        and not python_uses(python, key)
+        and not yaml_references(text, key)
+    ]
+    assert not unused, (
+        f"{os.path.relpath(yaml_path, ROOT)}: keys used neither by the "
+        f"recipe's Python nor by another key: {unused}"
+    )
+
+
+@pytest.mark.parametrize(
+    "csv_path",
+    sorted(glob.glob(os.path.join(ROOT, "tests", "recipes", "*.csv"))),
+)
+def test_recipe_csv_rows_name_existing_files(csv_path):
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == CSV_COLUMNS
+        rows = list(reader)
+    assert rows
+    for row in rows:
+        for column in ("Script_file", "Hparam_file", "Readme_file"):
+            assert os.path.isfile(os.path.join(ROOT, row[column])), row[column]
+        if row["Data_prep_file"]:
+            assert os.path.isfile(os.path.join(ROOT, row["Data_prep_file"]))
+        assert row["test_debug_flags"].strip()

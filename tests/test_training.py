@@ -1,0 +1,152 @@
+"""The shared training machinery: schedule, sampler, labels, averaging.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import os
+
+import pytest
+import torch
+
+from speechbrain_ast import training
+
+
+def test_schedule_equals_reference_multisteplr():
+    """Epoch-wise decay = the reference's MultiStepLR stepped per epoch."""
+    for start, every, factor in [(5, 1, 0.85), (2, 1, 0.5), (10, 5, 0.5)]:
+        param = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.Adam([param], lr=1e-3)
+        ref = torch.optim.lr_scheduler.MultiStepLR(
+            opt, list(range(start, 1000, every)), gamma=factor
+        )
+        ours = training.WarmupStepDecay(
+            1e-3, decay_start=start, decay_every=every, decay_factor=factor
+        )
+        for epoch in range(1, 31):  # the reference counts epochs from 1
+            assert ours(epoch) == pytest.approx(
+                opt.param_groups[0]["lr"], rel=1e-12
+            )
+            opt.step()
+            ref.step()
+
+
+def test_warmup_is_linear_then_flat():
+    sched = training.WarmupStepDecay(1e-5, warmup_steps=1000)
+    assert sched(1, step=1) == pytest.approx(1e-8)
+    assert sched(1, step=500) == pytest.approx(5e-6)
+    assert sched(1, step=1000) == sched(1, step=5000) == 1e-5
+
+
+def test_optimizer_is_the_papers():
+    opt = training.make_optimizer(torch.nn.Linear(2, 2).parameters(), 1e-5)
+    assert isinstance(opt, torch.optim.Adam)
+    group = opt.param_groups[0]
+    assert group["betas"] == (0.95, 0.999)
+    assert group["weight_decay"] == 5e-7 and group["lr"] == 1e-5
+
+
+def test_resolve_hparams_file(tmp_path, monkeypatch):
+    recipe = tmp_path / "recipe"
+    (recipe / "hparams").mkdir(parents=True)
+    (recipe / "hparams" / "a.yaml").write_text("x: 1\n")
+    cwd = tmp_path / "cwd"
+    (cwd / "hparams").mkdir(parents=True)
+    (cwd / "hparams" / "a.yaml").write_text("x: 2\n")
+    (cwd / "hparams" / "b.yaml").write_text("x: 3\n")
+    monkeypatch.chdir(cwd)
+    # the recipe folder wins, the cwd is the fallback
+    assert training.resolve_hparams_file("hparams/a.yaml", recipe) == str(
+        recipe / "hparams" / "a.yaml"
+    )
+    assert training.resolve_hparams_file("hparams/b.yaml", recipe) == str(
+        cwd / "hparams" / "b.yaml"
+    )
+    with pytest.raises(FileNotFoundError) as err:
+        training.resolve_hparams_file("hparams/c.yaml", recipe)
+    assert str(recipe / "hparams" / "c.yaml") in str(err.value)
+    assert str(cwd / "hparams" / "c.yaml") in str(err.value)
+
+
+def test_shards_cover_every_example_once():
+    for n in (0, 1, 7, 10):
+        for world in (1, 2, 3):
+            shards = [
+                list(training.ShardSampler(n, r, world)) for r in range(world)
+            ]
+            flat = sorted(i for s in shards for i in s)
+            assert flat == list(range(n))
+            assert [len(s) for s in shards] == [
+                len(training.ShardSampler(n, r, world)) for r in range(world)
+            ]
+
+
+def test_multi_hot_encoder_roundtrip(tmp_path):
+    csv_path = tmp_path / "class_labels_indices.csv"
+    csv_path.write_text(
+        'index,mid,display_name\n1,/m/b,"Dog, bark"\n0,/m/a,Speech\n'
+    )
+    enc = training.MultiHotEncoder.from_class_labels_csv(csv_path)
+    assert enc.labels == ["/m/a", "/m/b"]
+    assert enc.display_names["/m/b"] == "Dog, bark"
+    assert enc.encode(["/m/b"]).tolist() == [0.0, 1.0]
+    assert enc.decode(torch.tensor([0.9, 0.6])) == ["/m/a", "/m/b"]
+    enc.save(tmp_path / "labels.txt")
+    back = training.MultiHotEncoder.load(tmp_path / "labels.txt")
+    assert back.labels == enc.labels and back.display_names == enc.display_names
+    with pytest.raises(KeyError, match="/m/zzz"):
+        enc.encode(["/m/zzz"])
+
+
+def test_balanced_weights_follow_reference_formula():
+    clips = [["a"], ["a", "b"], ["c"], ["a"]]
+    enc = training.MultiHotEncoder(["a", "b", "c"])
+    weights = training.balanced_sample_weights(clips, enc)
+    count = {"a": 3, "b": 1, "c": 1}
+    expected = [sum(1000 / (count[k] + 0.01) for k in c) for c in clips]
+    torch.testing.assert_close(weights, torch.tensor(expected).double())
+    sampler = training.make_balanced_sampler(weights, num_samples=4000)
+    drawn = torch.bincount(torch.tensor(list(sampler)), minlength=4).double()
+    # draws are proportional to the weights (rare classes over-sampled)
+    torch.testing.assert_close(
+        drawn / 4000, weights / weights.sum(), atol=0.03, rtol=0
+    )
+
+
+def test_average_checkpoints_and_epoch_lookup(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    states = []
+    for epoch in (1, 2, 3):
+        ckpt = tmp_path / f"CKPT+{epoch}"
+        ckpt.mkdir()
+        (ckpt / "CKPT.yaml").write_text(f"epoch: {epoch}\nacc: 0.5\n")
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_()
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        torch.save(model.state_dict(), ckpt / "embedding_model.ckpt")
+    found = training.find_epoch_checkpoints(tmp_path, 2, 3)
+    assert [os.path.basename(f) for f in found] == ["CKPT+2", "CKPT+3"]
+    avg = training.average_checkpoints(
+        [os.path.join(f, "embedding_model.ckpt") for f in found]
+    )
+    for key in avg:
+        torch.testing.assert_close(
+            avg[key], (states[1][key] + states[2][key]) / 2
+        )
+    with pytest.raises(FileNotFoundError, match=r"\[4\]"):
+        training.find_epoch_checkpoints(tmp_path, 3, 4)
+    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.ckpt")
+    with pytest.raises(ValueError, match="different keys"):
+        training.average_checkpoints(
+            [found[0] + "/embedding_model.ckpt", tmp_path / "bad.ckpt"]
+        )
+
+
+def test_ensemble_averages_scores():
+    a, b = torch.rand(5, 4), torch.rand(5, 4)
+    torch.testing.assert_close(
+        training.ensemble_predictions([a, b]), (a + b) / 2
+    )
+    with pytest.raises(ValueError, match="one shape"):
+        training.ensemble_predictions([a, torch.rand(4, 4)])
