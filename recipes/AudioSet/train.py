@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Recipe: AST on AudioSet (full or balanced), as in the AST paper.
+
+Run from the repository root or from this folder (a relative hparams path
+is looked up here first):
+
+    python recipes/AudioSet/train.py hparams/ast_full.yaml \
+        --data_folder /path/to/audioset
+
+Preparation reports the listed clips that are missing or unreadable before
+training starts (counts in the log, the list in
+``<output_folder>/manifests/missing_or_unreadable.csv``) and trains on the
+clips that exist. Multi-hot targets, BCE, mixup, SpecAugment, warm-up and
+step decay, the balanced sampler (full set) and per-epoch mAP / mAUC /
+d-prime on the eval set come from :mod:`speechbrain_ast.training`.
+
+The test stage evaluates the best epoch by validation mAP, then (with
+``weight_averaging``) the average of the epoch ``wa_start..wa_end``
+checkpoints; both write ``test mAP``, ``test mAUC`` and ``test dprime`` to
+``<output_folder>/train_log.txt``, the last line being the final model's.
+Its scores are saved as ``test_predictions.pt`` (input of ``ensemble.py``),
+the best single epoch's as ``test_predictions_best_epoch.pt``.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import logging
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+from speechbrain_ast.audio import load_audio
+from speechbrain_ast.export import export_model_folder
+from speechbrain_ast.training import (
+    ASTBrain,
+    MultiHotEncoder,
+    average_checkpoints,
+    balanced_sample_weights,
+    find_epoch_checkpoints,
+    init_from_pretrained,
+    make_balanced_sampler,
+    resolve_hparams_file,
+)
+
+RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, RECIPE_DIR)
+from audioset_prepare import prepare_audioset  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class AudioSetBrain(ASTBrain):
+    """AudioSet: multi-label, BCE, mAP (all in ASTBrain), plus evaluation
+    of weight-averaged checkpoints.
+
+    Set :attr:`averaged_state` (module name -> state dict) to evaluate
+    those weights instead of the checkpoint the Checkpointer recovers.
+    """
+
+    averaged_state = None
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Recovers the best checkpoint, or loads the averaged weights."""
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        for name, state in (self.averaged_state or {}).items():
+            module = self.modules[name]
+            # under DDP the module is wrapped; its weights are inside
+            getattr(module, "module", module).load_state_dict(state)
+
+
+def dataio_prepare(hparams):
+    """Builds the train and eval datasets and the multi-hot encoder.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters (``manifest_folder``, ``n_classes``).
+
+    Returns
+    -------
+    datasets : dict
+        ``train``, ``eval``: ``DynamicItemDataset`` giving ``id``, ``sig``
+        (waveform) and ``target`` (float multi-hot ``[n_classes]``).
+    encoder : MultiHotEncoder
+        Label mids in ``class_labels_indices.csv`` order.
+    """
+    manifests = hparams["manifest_folder"]
+    encoder = MultiHotEncoder.from_class_labels_csv(
+        os.path.join(manifests, "class_labels_indices.csv")
+    )
+    if len(encoder) != hparams["n_classes"]:
+        raise ValueError(
+            f"{manifests}/class_labels_indices.csv has {len(encoder)} labels"
+            f" but n_classes is {hparams['n_classes']}: pass --n_classes "
+            f"{len(encoder)}."
+        )
+
+    # "sig" and "target" are dynamic items: not names of manifest columns
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return load_audio(wav, sample_rate=16000)
+
+    @sb.utils.data_pipeline.takes("labels")
+    @sb.utils.data_pipeline.provides("target")
+    def label_pipeline(labels):
+        return encoder.encode(labels.split(","))
+
+    datasets = {}
+    for split in ("train", "eval"):
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
+            csv_path=os.path.join(manifests, f"{split}.csv"),
+            dynamic_items=[audio_pipeline, label_pipeline],
+            output_keys=["id", "sig", "target"],
+        )
+    return datasets, encoder
+
+
+def train_loader_options(hparams, train_set, encoder):
+    """The train loader options; with ``balanced_sampler`` a weighted
+    sampler (AudioSet's per-clip weights) replaces shuffling."""
+    options = dict(hparams["train_dataloader_options"])
+    if hparams["balanced_sampler"]:
+        with train_set.output_keys_as(["labels"]):
+            label_lists = [item["labels"].split(",") for item in train_set]
+        weights = balanced_sample_weights(label_lists, encoder)
+        logger.info(
+            "Balanced sampler over %d clips (weights %.1f .. %.1f)",
+            len(weights),
+            weights.min(),
+            weights.max(),
+        )
+        options.pop("shuffle", None)
+        options["sampler"] = make_balanced_sampler(
+            weights, seed=hparams["seed"]
+        )
+    return options
+
+
+def average_epochs(brain, first, last):
+    """Mean weights of the epoch ``first..last`` checkpoints, also saved
+    under ``<save_folder>/averaged_epochs_<first>-<last>/``."""
+    folders = find_epoch_checkpoints(
+        brain.checkpointer.checkpoints_dir, first, last
+    )
+    logger.info("Weight averaging of %s", folders)
+    averaged = {
+        name: average_checkpoints(
+            [os.path.join(folder, f"{name}.ckpt") for folder in folders]
+        )
+        for name in ("embedding_model", "classifier")
+    }
+    if if_main_process():
+        out = os.path.join(
+            brain.hparams.save_folder, f"averaged_epochs_{first}-{last}"
+        )
+        os.makedirs(out, exist_ok=True)
+        for name, state in averaged.items():
+            torch.save(state, os.path.join(out, f"{name}.ckpt"))
+    return averaged
+
+
+def export(hparams, encoder):
+    """Writes the final (loaded) model as an EncoderClassifier folder."""
+    folder = export_model_folder(
+        os.path.join(hparams["output_folder"], "model"),
+        hparams["embedding_model"],
+        hparams["classifier"],
+        encoder.labels,
+        frontend_kwargs={"target_length": hparams["target_length"]},
+        norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
+        multi_label=hparams["multi_label"],
+        overwrite=True,
+    )
+    logger.info("Model exported to %s", folder)
+
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    hparams_file = resolve_hparams_file(hparams_file, RECIPE_DIR)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    logger.info("hparams file: %s", hparams_file)
+
+    run_on_main(
+        prepare_audioset,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "train_splits": hparams["train_splits"],
+            "test_split": hparams["test_split"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
+    datasets, encoder = dataio_prepare(hparams)
+    if if_main_process():
+        encoder.save(os.path.join(hparams["save_folder"], "labels.txt"))
+
+    loaded = init_from_pretrained(
+        hparams["embedding_model"],
+        audioset_pretrain=hparams["audioset_pretrain"],
+        imagenet_pretrain=hparams["imagenet_pretrain"],
+        imagenet_checkpoint=hparams["imagenet_checkpoint"],
+        channel_reduction=hparams["channel_reduction"],
+        pos_embed=hparams["pos_embed_adaptation"],
+    )
+    logger.info("AST initialised from: %s", loaded)
+
+    brain = AudioSetBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    # The reference validates on the eval set every epoch; so do we.
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["eval"],
+        train_loader_kwargs=train_loader_options(
+            hparams, datasets["train"], encoder
+        ),
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    brain.evaluate(
+        datasets["eval"],
+        max_key=brain.best_metric,
+        test_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    if hparams["weight_averaging"]:
+        predictions = os.path.join(
+            hparams["output_folder"], "test_predictions.pt"
+        )
+        if if_main_process():
+            os.replace(
+                predictions,
+                predictions.replace(".pt", "_best_epoch.pt"),
+            )
+        first, last = hparams["wa_start"], hparams["wa_end"]
+        brain.averaged_state = average_epochs(brain, first, last)
+        hparams["train_logger"].log_stats(
+            {"weight averaging of epochs": f"{first}-{last}"}
+        )
+        brain.evaluate(
+            datasets["eval"],
+            test_loader_kwargs=hparams["test_dataloader_options"],
+        )
+    if hparams["export_model"] and if_main_process():
+        export(hparams, encoder)
