@@ -1107,3 +1107,55 @@ def ensemble_predictions(predictions):
             f"all predictions must be [N, C] of one shape, got {shapes}"
         )
     return torch.stack([p.float() for p in predictions]).mean(0)
+
+
+def export_recipe_model(hparams, labels):
+    """Exports a recipe's (best, loaded) model as an EncoderClassifier
+    folder, ``<output_folder>/model``, with the recipe's frontend settings.
+
+    Re-running the same recipe re-exports into its own output folder (the
+    folder belongs to the run); any other folder is refused by
+    :func:`speechbrain_ast.export.export_model_folder`.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's loaded hyperparameters: ``output_folder``,
+        ``embedding_model``, ``classifier``, ``target_length``,
+        ``norm_mean``, ``norm_std``, ``multi_label``.
+    labels : list of str
+        Class names in output order.
+
+    Returns
+    -------
+    str
+        The folder written.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> hparams = {
+    ...     "output_folder": tempfile.mkdtemp(),
+    ...     "embedding_model": AST(input_tdim=32, embed_dim=32, depth=1,
+    ...                            num_heads=2),
+    ...     "classifier": ASTHead(32, 2), "target_length": 32,
+    ...     "norm_mean": -6.6, "norm_std": 5.4, "multi_label": False,
+    ... }
+    >>> os.path.basename(export_recipe_model(hparams, ["dog", "rain"]))
+    'model'
+    """
+    from speechbrain_ast.export import export_model_folder
+
+    folder = export_model_folder(
+        os.path.join(hparams["output_folder"], "model"),
+        hparams["embedding_model"],
+        hparams["classifier"],
+        labels,
+        frontend_kwargs={"target_length": hparams["target_length"]},
+        norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
+        multi_label=hparams["multi_label"],
+        overwrite=True,
+    )
+    logger.info("Model exported to %s", folder)
+    return folder

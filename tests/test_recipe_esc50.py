@@ -60,7 +60,7 @@ def test_prepare_writes_folds_and_is_idempotent(esc50, tmp_path):
     # other folds rebuild
     prepare_esc50(esc50, out, [2, 3, 4], [5], [1])
     assert {r["fold"] for r in _rows(manifests["test"])} == {"1"}
-    with open(os.path.join(out, "esc50_prepare.json")) as f:
+    with open(os.path.join(out, "prepare_options.json")) as f:
         assert json.load(f)["test_fold_nums"] == [1]
 
 
@@ -90,7 +90,7 @@ def test_bad_files_are_all_reported_by_name(tmp_path):
     assert "3 of 10" in message
     for name in names[:3]:
         assert name in message
-    assert not os.path.exists(tmp_path / "save" / "esc50_prepare.json")
+    assert not os.path.exists(tmp_path / "save" / "prepare_options.json")
 
 
 def test_missing_dataset_says_what_to_put_where(tmp_path):

@@ -32,21 +32,22 @@ Authors
 """
 
 import csv
-import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_ast.audio import AudioError, audio_info
+from speechbrain_ast.dataprep import (
+    check_audio_files,
+    load_prepared,
+    save_prepared,
+)
 
 logger = get_logger(__name__)
 
 SPLITS = ("balanced_train", "unbalanced_train", "eval")
 LABELS_FILE = "class_labels_indices.csv"
 REPORT_FILE = "missing_or_unreadable.csv"
-OPTIONS_FILE = "prepare_options.json"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 # Bumped when the manifest format changes, so old manifests are rebuilt.
 MANIFEST_VERSION = 1
@@ -128,7 +129,10 @@ def prepare_audioset(
         "test_split": test_split,
         "manifest_version": MANIFEST_VERSION,
     }
-    if _already_prepared(save_folder, options, paths):
+    files = [paths[key] for key in ("train", "eval", "labels", "report")]
+    record = load_prepared(save_folder, options, files)
+    if record:
+        paths["counts"] = record["counts"]
         logger.info(
             f"AudioSet manifests in {save_folder} match {data_folder}: "
             "skipping preparation."
@@ -153,7 +157,7 @@ def prepare_audioset(
                     "label list that goes with these segment lists."
                 )
         files = find_clips(os.path.join(data_folder, "audio", split), segments)
-        infos = _check_files(list(files.values()), num_workers)
+        infos, unreadable = check_audio_files(list(files.values()), num_workers)
         rows[split] = []
         count = {"listed": len(segments), "missing": 0, "unreadable": 0}
         for ytid, mids in segments.items():
@@ -162,12 +166,13 @@ def prepare_audioset(
                 count["missing"] += 1
                 problems.append([split, ytid, "missing", ""])
                 continue
-            info = infos[path]
-            if isinstance(info, AudioError):
+            if path in unreadable:
                 count["unreadable"] += 1
-                problems.append([split, ytid, f"unreadable: {info}", path])
+                problems.append(
+                    [split, ytid, f"unreadable: {unreadable[path]}", path]
+                )
                 continue
-            rate, frames, _ = info
+            rate, frames, _ = infos[path]
             rows[split].append(
                 {
                     "ID": ytid,
@@ -197,8 +202,7 @@ def prepare_audioset(
     _write_csv(paths["train"], [r for s in train_splits for r in rows[s]])
     _write_csv(paths["eval"], rows[test_split])
     shutil.copyfile(labels_src, paths["labels"])
-    with open(os.path.join(save_folder, OPTIONS_FILE), "w") as f:
-        json.dump(dict(options, counts=counts), f, indent=2)
+    save_prepared(save_folder, options, counts=counts)
     paths["counts"] = counts
     return paths
 
@@ -321,42 +325,6 @@ def find_clips(audio_folder, ytids):
             elif stem.startswith("Y") and stem[1:] in ytids:
                 found.setdefault(stem[1:], os.path.join(folder, name))
     return found
-
-
-def _check_files(paths, num_workers):
-    """``audio_info`` of every path (or the AudioError it raised)."""
-
-    def check(path):
-        try:
-            return audio_info(path)
-        except AudioError as err:
-            return err
-
-    with ThreadPoolExecutor(max(1, num_workers)) as pool:
-        return dict(zip(paths, pool.map(check, paths)))
-
-
-def _already_prepared(save_folder, options, paths):
-    """True when manifests exist and were made with ``options``; raises when
-    they were made from another dataset path."""
-    options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if not os.path.isfile(options_path):
-        return False
-    with open(options_path) as f:
-        recorded = json.load(f)
-    if recorded.get("data_folder") != options["data_folder"]:
-        raise ValueError(
-            f"{save_folder} already holds manifests for the dataset "
-            f"{recorded.get('data_folder')!r}, not {options['data_folder']!r}."
-            " Use another output folder, or delete that folder's "
-            f"{OPTIONS_FILE} and manifests to start over."
-        )
-    counts = recorded.pop("counts", None)
-    files = [paths["train"], paths["eval"], paths["labels"], paths["report"]]
-    if recorded != options or not all(os.path.isfile(p) for p in files):
-        return False
-    paths["counts"] = counts
-    return True
 
 
 def _log_counts(split, count, report):

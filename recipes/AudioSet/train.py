@@ -35,12 +35,13 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from speechbrain_ast.audio import load_audio
-from speechbrain_ast.export import export_model_folder
+from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.training import (
     ASTBrain,
     MultiHotEncoder,
     average_checkpoints,
     balanced_sample_weights,
+    export_recipe_model,
     find_epoch_checkpoints,
     init_from_pretrained,
     make_balanced_sampler,
@@ -52,6 +53,7 @@ sys.path.insert(0, RECIPE_DIR)
 from audioset_prepare import prepare_audioset  # noqa: E402
 
 logger = logging.getLogger(__name__)
+SPLITS = ("train", "eval")
 
 
 class AudioSetBrain(ASTBrain):
@@ -111,8 +113,10 @@ def dataio_prepare(hparams):
     def label_pipeline(labels):
         return encoder.encode(labels.split(","))
 
+    # before training, not in the middle of an epoch
+    check_manifests([os.path.join(manifests, f"{s}.csv") for s in SPLITS])
     datasets = {}
-    for split in ("train", "eval"):
+    for split in SPLITS:
         datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
             csv_path=os.path.join(manifests, f"{split}.csv"),
             dynamic_items=[audio_pipeline, label_pipeline],
@@ -163,21 +167,6 @@ def average_epochs(brain, first, last):
         for name, state in averaged.items():
             torch.save(state, os.path.join(out, f"{name}.ckpt"))
     return averaged
-
-
-def export(hparams, encoder):
-    """Writes the final (loaded) model as an EncoderClassifier folder."""
-    folder = export_model_folder(
-        os.path.join(hparams["output_folder"], "model"),
-        hparams["embedding_model"],
-        hparams["classifier"],
-        encoder.labels,
-        frontend_kwargs={"target_length": hparams["target_length"]},
-        norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
-        multi_label=hparams["multi_label"],
-        overwrite=True,
-    )
-    logger.info("Model exported to %s", folder)
 
 
 if __name__ == "__main__":
@@ -257,4 +246,4 @@ if __name__ == "__main__":
             test_loader_kwargs=hparams["test_dataloader_options"],
         )
     if hparams["export_model"] and if_main_process():
-        export(hparams, encoder)
+        export_recipe_model(hparams, encoder.labels)

@@ -9,7 +9,7 @@ Expects the official ``ESC-50-master`` layout::
 and downloads the official archive when the folder is missing and the
 network works. It writes ``train.csv``, ``valid.csv`` and ``test.csv``
 (columns ``ID, wav, duration, fold, class_index, category``) under
-``save_folder``, never inside the dataset, plus ``esc50_prepare.json``
+``save_folder``, never inside the dataset, plus ``prepare_options.json``
 recording the dataset path and options: a second call with the same
 arguments does nothing; other folds rebuild the manifests; another dataset
 path into the same ``save_folder`` is an error (results and checkpoints in
@@ -24,7 +24,6 @@ Authors
 """
 
 import csv
-import json
 import logging
 import os
 import shutil
@@ -32,7 +31,12 @@ import tempfile
 import urllib.request
 import zipfile
 
-from speechbrain_ast.audio import AudioError, audio_info
+from speechbrain_ast.dataprep import (
+    check_audio_files,
+    load_prepared,
+    raise_for_bad_audio,
+    save_prepared,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,6 @@ ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
 META_COLUMNS = ["filename", "fold", "target", "category"]
 MANIFEST_COLUMNS = ["ID", "wav", "duration", "fold", "class_index", "category"]
 SPLITS = ("train", "valid", "test")
-OPTIONS_FILE = "esc50_prepare.json"
 
 
 def download_esc50(data_folder, timeout=30):
@@ -94,51 +97,18 @@ def check_audio(data_folder, rows):
 
     Raises ``AudioError`` listing every missing, empty or unreadable file.
     """
-    info, problems = {}, []
-    for row in rows:
-        path = os.path.join(data_folder, "audio", row["filename"])
-        try:
-            rate, frames, _ = audio_info(path)
-        except AudioError as err:
-            problems.append(f"{row['filename']}: {err}")
-            continue
-        info[row["filename"]] = (rate, frames)
-    if problems:
-        raise AudioError(
-            f"{len(problems)} of {len(rows)} ESC-50 audio files in "
-            f"{os.path.join(data_folder, 'audio')} cannot be used; replace "
-            "them (re-download or re-extract the dataset):\n  "
-            + "\n  ".join(problems)
-        )
-    return info
-
-
-def check_manifests(manifests):
-    """Checks every clip the manifests list (files can go away or change
-    after preparation); raises ``AudioError`` listing all problems.
-
-    Arguments
-    ---------
-    manifests : list of str
-        CSV manifests with a ``wav`` column.
-    """
-    problems, total = [], 0
-    for manifest in manifests:
-        with open(manifest, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                total += 1
-                try:
-                    audio_info(row["wav"])
-                except AudioError as err:
-                    name = os.path.basename(row["wav"])
-                    problems.append(f"{name} ({manifest}): {err}")
-    if problems:
-        raise AudioError(
-            f"{len(problems)} of {total} audio files listed in the manifests "
-            "cannot be used (changed since preparation?); restore them, or "
-            "delete the manifests' folder to prepare again:\n  "
-            + "\n  ".join(problems)
-        )
+    paths = {
+        os.path.join(data_folder, "audio", row["filename"]): row["filename"]
+        for row in rows
+    }
+    infos, problems = check_audio_files(list(paths))
+    raise_for_bad_audio(
+        [f"{paths[path]}: {err}" for path, err in problems.items()],
+        len(rows),
+        f"ESC-50 audio files in {os.path.join(data_folder, 'audio')}",
+        "replace them (re-download or re-extract the dataset)",
+    )
+    return {paths[p]: (rate, frames) for p, (rate, frames, _) in infos.items()}
 
 
 def _folds(value, name):
@@ -192,21 +162,9 @@ def prepare_esc50(
         "test_fold_nums": _folds(test_fold_nums, "test_fold_nums"),
     }
     manifests = {s: os.path.join(save_folder, f"{s}.csv") for s in SPLITS}
-    options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if os.path.isfile(options_path):
-        with open(options_path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous.get("data_folder") != data_folder:
-            raise ValueError(
-                f"{save_folder} was prepared from "
-                f"{previous.get('data_folder')!r}, not {data_folder!r}. "
-                "Use another output folder for another dataset (or delete "
-                f"{options_path} to start over)."
-            )
-        if previous == options and all(map(os.path.isfile, manifests.values())):
-            logger.info("ESC-50 manifests in %s up to date: skip", save_folder)
-            return manifests
-        logger.info("ESC-50 options changed: rebuilding the manifests")
+    if load_prepared(save_folder, options, list(manifests.values())):
+        logger.info("ESC-50 manifests in %s up to date: skip", save_folder)
+        return manifests
 
     if not os.path.isdir(data_folder):
         if not download:
@@ -249,6 +207,5 @@ def prepare_esc50(
             "%s: %d clips -> %s", split, len(selected), manifests[split]
         )
     # written last: its presence means the manifests are complete
-    with open(options_path, "w", encoding="utf-8") as f:
-        json.dump(options, f, indent=1)
+    save_prepared(save_folder, options)
     return manifests

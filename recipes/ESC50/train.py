@@ -33,16 +33,17 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from speechbrain_ast.audio import load_audio
-from speechbrain_ast.export import export_model_folder
+from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.training import (
     ASTBrain,
+    export_recipe_model,
     init_from_pretrained,
     resolve_hparams_file,
 )
 
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, RECIPE_DIR)
-from esc50_prepare import check_manifests, prepare_esc50  # noqa: E402
+from esc50_prepare import prepare_esc50  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -89,21 +90,6 @@ def dataio_prepare(hparams):
         )
     names = [labels.get(i, f"class{i}") for i in range(n_classes)]
     return datasets, names
-
-
-def export(hparams, labels):
-    """Writes the (best, loaded) model as an EncoderClassifier folder."""
-    folder = export_model_folder(
-        os.path.join(hparams["output_folder"], "model"),
-        hparams["embedding_model"],
-        hparams["classifier"],
-        labels,
-        frontend_kwargs={"target_length": hparams["target_length"]},
-        norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
-        multi_label=hparams["multi_label"],
-        overwrite=True,
-    )
-    logger.info("Model exported to %s", folder)
 
 
 if __name__ == "__main__":
@@ -161,4 +147,4 @@ if __name__ == "__main__":
         test_loader_kwargs=hparams["test_dataloader_options"],
     )
     if hparams["export_model"] and if_main_process():
-        export(hparams, labels)
+        export_recipe_model(hparams, labels)

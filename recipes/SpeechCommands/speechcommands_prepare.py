@@ -28,7 +28,6 @@ Authors
 """
 
 import csv
-import json
 import os
 import tarfile
 import tempfile
@@ -36,7 +35,12 @@ import urllib.request
 
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_ast.audio import AudioError, audio_info
+from speechbrain_ast.audio import AudioError
+from speechbrain_ast.dataprep import (
+    check_audio_files,
+    load_prepared,
+    save_prepared,
+)
 
 logger = get_logger(__name__)
 
@@ -46,7 +50,6 @@ DOWNLOAD_URL = (
 BACKGROUND = "_background_noise_"
 SPLIT_LISTS = {"valid": "validation_list.txt", "test": "testing_list.txt"}
 MANIFESTS = ("train.csv", "valid.csv", "test.csv", "classes.txt")
-OPTIONS_FILE = "prepare_options.json"
 # Bumped when the manifest format changes, so old manifests are rebuilt.
 MANIFEST_VERSION = 1
 
@@ -103,7 +106,7 @@ def prepare_speech_commands(
         "data_folder": data_folder,
         "manifest_version": MANIFEST_VERSION,
     }
-    if _already_prepared(save_folder, options):
+    if load_prepared(save_folder, options, list(paths.values())):
         logger.info(
             f"Speech Commands manifests in {save_folder} match "
             f"{data_folder}: skipping preparation."
@@ -118,34 +121,34 @@ def prepare_speech_commands(
     }
     held_out = listed["valid"] | listed["test"]
 
+    clips = [
+        (word, name, os.path.join(data_folder, word, name))
+        for word in words
+        for name in sorted(os.listdir(os.path.join(data_folder, word)))
+        if name.lower().endswith(".wav")
+    ]
+    infos, problems = check_audio_files([path for _, _, path in clips])
+    bad = [f"{path}: {err}" for path, err in problems.items()]
     rows = {"train": [], "valid": [], "test": []}
-    bad = []
-    for word in words:
-        folder = os.path.join(data_folder, word)
-        for name in sorted(os.listdir(folder)):
-            if not name.lower().endswith(".wav"):
-                continue
-            rel = f"{word}/{name}"
-            path = os.path.join(folder, name)
-            try:
-                rate, frames, _ = audio_info(path)
-            except AudioError as err:
-                bad.append(f"{path}: {err}")
-                continue
-            split = "train"
-            if rel in listed["valid"]:
-                split = "valid"
-            elif rel in listed["test"]:
-                split = "test"
-            rows[split].append(
-                {
-                    "ID": f"{word}_{os.path.splitext(name)[0]}",
-                    "duration": round(frames / rate, 4),
-                    "wav": path,
-                    "label": word,
-                    "speaker": name.split("_nohash_")[0],
-                }
-            )
+    for word, name, path in clips:
+        if path in problems:
+            continue
+        rel = f"{word}/{name}"
+        rate, frames, _ = infos[path]
+        split = "train"
+        if rel in listed["valid"]:
+            split = "valid"
+        elif rel in listed["test"]:
+            split = "test"
+        rows[split].append(
+            {
+                "ID": f"{word}_{os.path.splitext(name)[0]}",
+                "duration": round(frames / rate, 4),
+                "wav": path,
+                "label": word,
+                "speaker": name.split("_nohash_")[0],
+            }
+        )
     # A split list naming a clip that is not there is a broken download.
     for rel in sorted(held_out):
         if not os.path.isfile(os.path.join(data_folder, rel)):
@@ -170,8 +173,7 @@ def prepare_speech_commands(
         logger.info(f"{split}: {len(split_rows)} clips -> {paths[split]}")
     with open(paths["classes"], "w") as f:
         f.write("\n".join(words) + "\n")
-    with open(os.path.join(save_folder, OPTIONS_FILE), "w") as f:
-        json.dump(options, f, indent=2)
+    save_prepared(save_folder, options)
     return paths
 
 
@@ -204,27 +206,6 @@ def list_words(data_folder):
         and name != BACKGROUND
         and not name.startswith((".", "_"))
     )
-
-
-def _already_prepared(save_folder, options):
-    """True when the manifests exist and were made with ``options``; raises
-    when they were made from another dataset path."""
-    options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if not os.path.isfile(options_path):
-        return False
-    with open(options_path) as f:
-        recorded = json.load(f)
-    if recorded.get("data_folder") != options["data_folder"]:
-        raise ValueError(
-            f"{save_folder} already holds manifests for the dataset "
-            f"{recorded.get('data_folder')!r}, not {options['data_folder']!r}."
-            " Use another output folder, or delete that folder's "
-            f"{OPTIONS_FILE} and manifests to start over."
-        )
-    exist = all(
-        os.path.isfile(os.path.join(save_folder, name)) for name in MANIFESTS
-    )
-    return exist and recorded == options
 
 
 def _ensure_dataset(data_folder, download):

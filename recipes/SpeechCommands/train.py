@@ -28,9 +28,10 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from speechbrain_ast.audio import load_audio
-from speechbrain_ast.export import export_model_folder
+from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.training import (
     ASTBrain,
+    export_recipe_model,
     init_from_pretrained,
     resolve_hparams_file,
 )
@@ -40,6 +41,7 @@ sys.path.insert(0, RECIPE_DIR)
 from speechcommands_prepare import prepare_speech_commands  # noqa: E402
 
 logger = logging.getLogger(__name__)
+SPLITS = ("train", "valid", "test")
 
 
 class SpeechCommandsBrain(ASTBrain):
@@ -93,29 +95,16 @@ def dataio_prepare(hparams):
     def label_pipeline(label):
         return torch.tensor([label_encoder.encode_label(label)])
 
+    # before training, not in the middle of an epoch
+    check_manifests([os.path.join(manifests, f"{s}.csv") for s in SPLITS])
     datasets = {}
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
             csv_path=os.path.join(manifests, f"{split}.csv"),
             dynamic_items=[audio_pipeline, label_pipeline],
             output_keys=["id", "sig", "target"],
         )
     return datasets, classes
-
-
-def export(hparams, labels):
-    """Writes the (best, loaded) model as an EncoderClassifier folder."""
-    folder = export_model_folder(
-        os.path.join(hparams["output_folder"], "model"),
-        hparams["embedding_model"],
-        hparams["classifier"],
-        labels,
-        frontend_kwargs={"target_length": hparams["target_length"]},
-        norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
-        multi_label=hparams["multi_label"],
-        overwrite=True,
-    )
-    logger.info("Model exported to %s", folder)
 
 
 if __name__ == "__main__":
@@ -172,4 +161,4 @@ if __name__ == "__main__":
         test_loader_kwargs=hparams["test_dataloader_options"],
     )
     if hparams["export_model"] and if_main_process():
-        export(hparams, classes)
+        export_recipe_model(hparams, classes)
