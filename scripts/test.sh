@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 echo "== ruff"
 ruff check .
-ruff format --check --diff speechbrain_ast tests recipes benchmarks scripts
+ruff format --check --diff .
 echo "== yamllint"
 yamllint -s hparams recipes
 echo "== pytest"
