@@ -8,6 +8,7 @@ Authors
  * speechbrain-ast developers
 """
 
+import math
 import os
 import struct
 
@@ -15,7 +16,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-__all__ = ["AudioError", "audio_info", "load_audio"]
+__all__ = ["AudioError", "audio_info", "load_audio", "resample"]
 
 
 class AudioError(ValueError):
@@ -30,6 +31,69 @@ class AudioError(ValueError):
     ...     print("does not exist" in str(err))
     True
     """
+
+
+# Sample rates a file may declare: outside, its header is damaged (or it is
+# not audio AST can use), and resampling it would take unbounded memory
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768000
+
+# torchaudio's polyphase kernel has (orig / g) * (new / g) taps in all
+# (g = gcd): 70560 for 44.1 -> 16 kHz, but 7e8 (12 GB, a minute) for
+# 44101 -> 16000 Hz; above this many taps resample in the frequency domain
+_MAX_POLYPHASE_TAPS = 1 << 20
+
+
+def resample(wav, orig_freq, new_freq):
+    """Resamples ``wav`` along its last axis, for any pair of rates.
+
+    Uses ``torchaudio.functional.resample`` (windowed sinc, polyphase)
+    when the reduced rate ratio is small, as for all common rates
+    (8, 11.025, 22.05, 32, 44.1, 48, 96 kHz). For an odd rate (e.g. 44101
+    Hz, which a damaged header can also declare) that kernel would need
+    gigabytes, so the signal is instead resampled exactly band-limited in
+    the frequency domain (FFT, truncate or zero-pad the spectrum, inverse
+    FFT), whose memory is linear in the length. Both give
+    ``ceil(n * new_freq / orig_freq)`` samples.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[..., samples]`` float.
+    orig_freq : int
+        Rate of ``wav`` in Hz.
+    new_freq : int
+        Rate to return in Hz.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[..., ceil(samples * new_freq / orig_freq)]``, dtype of ``wav``.
+
+    Example
+    -------
+    >>> resample(torch.zeros(44100), 44100, 16000).shape
+    torch.Size([16000])
+    >>> resample(torch.zeros(44101), 44101, 16000).shape
+    torch.Size([16000])
+    """
+    orig_freq, new_freq = int(orig_freq), int(new_freq)
+    if orig_freq == new_freq:
+        return wav
+    g = math.gcd(orig_freq, new_freq)
+    if (orig_freq // g) * (new_freq // g) <= _MAX_POLYPHASE_TAPS:
+        return torchaudio.functional.resample(wav, orig_freq, new_freq)
+    n = wav.shape[-1]
+    m = math.ceil(n * new_freq / orig_freq)
+    spec = torch.fft.rfft(wav.double(), dim=-1)
+    out = spec.new_zeros(*spec.shape[:-1], m // 2 + 1)
+    keep = min(spec.shape[-1], out.shape[-1])
+    out[..., :keep] = spec[..., :keep]
+    if m < n and m % 2 == 0:
+        # the new Nyquist bin holds both signs of that frequency: keep it
+        # real so the inverse FFT is the band-limited signal
+        out[..., -1] = out[..., -1].real.clone()
+    return (torch.fft.irfft(out, n=m, dim=-1) * (m / n)).to(wav.dtype)
 
 
 def _declared_wav_shortfall(path):
@@ -122,6 +186,13 @@ def audio_info(path):
             f"Audio file {path!r} has a valid header but no samples: "
             "remove it from your manifest or replace it."
         )
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"Audio file {path!r} declares a sample rate of "
+            f"{info.samplerate} Hz, outside {MIN_SAMPLE_RATE}.."
+            f"{MAX_SAMPLE_RATE} Hz: its header is damaged or it is not "
+            "usable audio. Re-copy, re-encode or remove it."
+        )
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 
@@ -129,7 +200,8 @@ def load_audio(path, sample_rate=16000):
     """Reads an audio file as a mono float32 waveform at ``sample_rate``.
 
     Multi-channel audio is downmixed by the mean over channels; a file at
-    another rate is resampled with ``torchaudio.functional.resample``.
+    another rate is resampled with :func:`resample`
+    (``torchaudio.functional.resample`` for the usual rates).
     Integer formats are scaled to [-1, 1] by soundfile.
 
     Arguments
@@ -186,5 +258,5 @@ def load_audio(path, sample_rate=16000):
             "written from broken data; regenerate or remove it."
         )
     if file_rate != int(sample_rate):
-        wav = torchaudio.functional.resample(wav, file_rate, int(sample_rate))
+        wav = resample(wav, file_rate, int(sample_rate))
     return wav.contiguous()

@@ -25,6 +25,7 @@ __all__ = [
     "module_config",
     "sized_label_encoder",
     "load_state_strict",
+    "load_label_encoder_strict",
     "MODEL_FILES",
 ]
 
@@ -57,7 +58,10 @@ def load_state_strict(module, path):
     >>> torch.save(torch.nn.Linear(2, 3).state_dict(), path)
     >>> load_state_strict(torch.nn.Linear(2, 3), path)
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from speechbrain_ast.pretrained import load_weights
+
+    # weights only, and a damaged file is named instead of torch's error
+    state = load_weights(path)
     try:
         missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatch
@@ -77,6 +81,55 @@ def load_state_strict(module, path):
         )
 
 
+def load_label_encoder_strict(encoder, path):
+    """Loads ``label_encoder.txt`` into ``encoder``, checking its size.
+
+    SpeechBrain's default loader (``load_if_possible``) leaves the encoder
+    empty when the file is damaged, and ``expect_len`` is only checked when
+    a label is decoded, so a label file that does not fit the head would
+    surface as an IndexError or a wrong label at classification time.
+
+    Arguments
+    ---------
+    encoder : CategoricalEncoder
+        The encoder to fill (``expect_len`` set by
+        :func:`sized_label_encoder`).
+    path : str or os.PathLike
+        The label file (CategoricalEncoder's text format).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
+    >>> saved = CategoricalEncoder()
+    >>> saved.update_from_iterable(["a", "b"])
+    >>> saved.save(path)
+    >>> load_label_encoder_strict(sized_label_encoder(2), path)
+    >>> try:
+    ...     load_label_encoder_strict(sized_label_encoder(3), path)
+    ... except ValueError as err:
+    ...     print("holds 2 labels" in str(err))
+    True
+    """
+    path = os.fspath(path)
+    try:
+        encoder.load(path)
+    except (ValueError, SyntaxError) as err:
+        raise ValueError(
+            f"Label file {path!r} is damaged ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}): re-export or re-convert "
+            "the model folder."
+        ) from err
+    expected = getattr(encoder, "expected_len", None)
+    if expected is not None and len(encoder) != expected:
+        raise ValueError(
+            f"Label file {path!r} holds {len(encoder)} labels but the "
+            f"model has {expected} outputs (n_classes in hyperparams.yaml): "
+            "the folder mixes files of different models; re-export or "
+            "re-convert it."
+        )
+
+
 class ModelFolderPretrainer(Pretrainer):
     """A :class:`~speechbrain.utils.parameter_transfer.Pretrainer` whose
     ``paths`` may name files relative to the model folder.
@@ -86,7 +139,8 @@ class ModelFolderPretrainer(Pretrainer):
     load ``label_encoder.txt``. Here a bare name (no ``/``) is looked up in
     the ``source`` given to ``from_hparams`` (a local folder or a hub
     repository), so the folder can be moved or published as it is. Torch
-    modules load strictly and weights-only (:func:`load_state_strict`).
+    modules load strictly and weights-only (:func:`load_state_strict`),
+    label encoders with a size check (:func:`load_label_encoder_strict`).
 
     Arguments
     ---------
@@ -114,6 +168,8 @@ class ModelFolderPretrainer(Pretrainer):
         for name, obj in self.loadables.items():
             if isinstance(obj, torch.nn.Module):
                 self.custom_hooks.setdefault(name, load_state_strict)
+            elif isinstance(obj, CategoricalEncoder):
+                self.custom_hooks.setdefault(name, load_label_encoder_strict)
 
     def collect_files(self, default_source=None, **kwargs):
         """Resolves bare file names against ``default_source``, then
@@ -352,6 +408,14 @@ def export_model_folder(
         raise ValueError(
             f"{len(labels)} labels given for a classifier with {n_classes} "
             "outputs: pass one label per output, in index order."
+        )
+    # CategoricalEncoder's text format splits each line on " => "
+    unstorable = [lab for lab in labels if " => " in lab]
+    if unstorable:
+        raise ValueError(
+            f"Labels {unstorable[:5]} contain ' => ', which SpeechBrain's "
+            "label_encoder.txt cannot store (it separates label and index): "
+            "rename them."
         )
     duplicates = sorted({lab for lab in labels if labels.count(lab) > 1})
     if duplicates:

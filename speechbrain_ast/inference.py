@@ -19,7 +19,7 @@ Authors
 import torch
 from speechbrain.inference.classifiers import EncoderClassifier
 
-from speechbrain_ast.audio import load_audio
+from speechbrain_ast.audio import AudioError, load_audio
 
 __all__ = ["ASTAudioClassifier"]
 
@@ -272,9 +272,27 @@ class ASTAudioClassifier(EncoderClassifier):
         Returns
         -------
         As :meth:`classify_batch`, for a batch of one.
+
+        Raises
+        ------
+        AudioError
+            For a file :func:`~speechbrain_ast.audio.load_audio` refuses,
+            or one shorter than a frame (25 ms) with a native-length folder.
         """
         del kwargs
-        return self.classify_batch(self.load_audio(path)[None])
+        wav = self.load_audio(path)
+        frontend = self.mods.compute_features
+        shortest = getattr(frontend, "win_length", 0)
+        if self.native_length and wav.numel() < shortest:
+            # nothing to pad to: the frontend's error would not name the file
+            raise AudioError(
+                f"Audio file {path!r} is {wav.numel()} samples long at "
+                f"{self.sample_rate} Hz, shorter than one analysis frame "
+                f"({shortest} samples), and this native-length model folder "
+                "does not pad: pad the clip with silence or use a folder "
+                "with a fixed target_length."
+            )
+        return self.classify_batch(wav[None])
 
     def forward(self, wavs, wav_lens=None):
         """Same as :meth:`classify_batch`."""

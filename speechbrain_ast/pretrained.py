@@ -416,20 +416,81 @@ def load_deit(
 # ---------------------------------------------------------------------------
 
 
-def _torch_load(path):
-    """``torch.load`` that never unpickles code, with a clear error."""
+def load_weights(path):
+    """``torch.load`` that never unpickles code, with errors naming the file.
+
+    Loads with ``weights_only=True``: a file that needs arbitrary Python
+    objects (a pickled model, or a malicious pickle) is refused before any
+    of its code runs. A missing, empty, cut-short or non-checkpoint file
+    raises an error that names it instead of torch's internal one.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        A file written by ``torch.save`` of tensors / plain containers.
+
+    Returns
+    -------
+    object
+        What was saved (usually a state dict).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When it is empty, damaged, not a checkpoint, or needs unpickling.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save({"w": torch.ones(2)}, path)
+    >>> load_weights(path)["w"]
+    tensor([1., 1.])
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"not a checkpoint")
+    >>> try:
+    ...     load_weights(path)
+    ... except ValueError as err:
+    ...     print("not a readable PyTorch checkpoint" in str(err))
+    True
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(
+            f"checkpoint {path!r} is empty (0 bytes): it was not written "
+            "completely; re-download or re-save it."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if "global" not in str(error).lower():
+            # a pickle the weights-only reader cannot follow: damaged, or
+            # not written by torch.save; either way nothing is executed
+            raise _damaged(
+                path, error, " (it will not be unpickled)"
+            ) from error
         raise ValueError(
             f"{path!r} is not a plain state dict of tensors: it needs "
             "arbitrary Python objects to load, and it will not be unpickled "
             "(that could run code). Load it in a trusted environment and "
             "re-save only its state_dict() with torch.save."
         ) from error
+    except (RuntimeError, EOFError, KeyError, IndexError, TypeError) as error:
+        # torch's zip reader and unpickler on a cut-short or foreign file
+        raise _damaged(path, error) from error
+
+
+def _damaged(path, error, note=""):
+    first = " ".join(str(error).split())[:120]
+    return ValueError(
+        f"{path!r} is not a readable PyTorch checkpoint: it is damaged, cut "
+        f"short or not a torch.save'd state dict{note} "
+        f"({type(error).__name__}: {first}). Re-download or re-save it."
+    )
 
 
 def _block_depth(state, prefix):
@@ -521,7 +582,7 @@ def read_reference_checkpoint(
     >>> imported.config["fstride"], imported.config["depth"]
     (10, 1)
     """
-    state = _torch_load(path)
+    state = load_weights(path)
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()
     ):
@@ -583,23 +644,46 @@ def read_reference_checkpoint(
     )
 
 
+def _read_json(path):
+    """A JSON file's content; a damaged file is named in the error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{path!r} is not valid JSON ({error}): the download is "
+            "incomplete or the file was edited; download it again."
+        ) from error
+
+
+def _load_safetensors(path):
+    """``safetensors.torch.load_file`` with the damaged file named."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device="cpu")
+    except SafetensorError as error:
+        raise ValueError(
+            f"{path!r} is not a readable safetensors file ({error}): it is "
+            "damaged or cut short; download it again."
+        ) from error
+
+
 def _read_hf_weights(directory):
     single = os.path.join(directory, "model.safetensors")
     index = os.path.join(directory, "model.safetensors.index.json")
     binary = os.path.join(directory, "pytorch_model.bin")
     if os.path.isfile(single) or os.path.isfile(index):
-        from safetensors.torch import load_file
-
         if os.path.isfile(single):
-            return load_file(single, device="cpu")
-        with open(index, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
+            return _load_safetensors(single)
+        weight_map = _read_json(index).get("weight_map", {})
         state = {}
-        for shard in shards:
-            state.update(load_file(os.path.join(directory, shard)))
+        for shard in sorted(set(weight_map.values())):
+            state.update(_load_safetensors(os.path.join(directory, shard)))
         return state
     if os.path.isfile(binary):
-        return _torch_load(binary)
+        return load_weights(binary)
     raise FileNotFoundError(
         f"{directory!r} has no model.safetensors or pytorch_model.bin; pass "
         "a folder written by save_pretrained or downloaded from the hub "
@@ -707,8 +791,7 @@ def read_hf_checkpoint(directory):
             f"{directory!r} has no config.json; pass a HuggingFace AST "
             "folder (save_pretrained output or a hub snapshot)."
         )
-    with open(config_path, encoding="utf-8") as f:
-        hf = json.load(f)
+    hf = _read_json(config_path)
     act = hf.get("hidden_act", "gelu")
     if act != "gelu":
         raise ValueError(
@@ -748,8 +831,7 @@ def read_hf_checkpoint(directory):
     norm_stats = AUDIOSET_STATS
     pre_path = os.path.join(directory, "preprocessor_config.json")
     if os.path.isfile(pre_path):
-        with open(pre_path, encoding="utf-8") as f:
-            pre = json.load(f)
+        pre = _read_json(pre_path)
         if "mean" in pre and "std" in pre:
             norm_stats = (float(pre["mean"]), float(pre["std"]))
     return ImportedAST(

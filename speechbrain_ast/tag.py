@@ -32,9 +32,13 @@ import sys
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
-from speechbrain_ast.audio import AudioError, audio_info, load_audio
+from speechbrain_ast.audio import (
+    AudioError,
+    audio_info,
+    load_audio,
+    resample,
+)
 
 __all__ = ["count_windows", "iter_windows", "main", "aggregate"]
 
@@ -148,9 +152,7 @@ def iter_windows(path, window_s, hop_s, sample_rate=16000):
                     buf = np.concatenate([buf, _read_mono(f, path, need)])
                 wav = torch.from_numpy(buf[: end - start].copy())
                 if file_rate != sample_rate:
-                    wav = torchaudio.functional.resample(
-                        wav, file_rate, sample_rate
-                    )
+                    wav = resample(wav, file_rate, sample_rate)
                 yield start / file_rate, end / file_rate, wav
     except (RuntimeError, OSError) as err:
         raise AudioError(
