@@ -67,6 +67,47 @@ class ASTAudioClassifier(EncoderClassifier):
         self.native_length = bool(getattr(self.hparams, "native_length", False))
         self.sample_rate = int(getattr(self.hparams, "sample_rate", 16000))
 
+    def quantize_int8(self):
+        """Switches the lobe and head to int8 dynamic quantization (CPU).
+
+        Their ``nn.Linear`` layers get int8 weights and run int8 matmuls
+        (:func:`speechbrain_ast.quantize.quantize_int8`); the frontend,
+        LayerNorms, attention and embeddings stay float32. Faster on a CPU,
+        with logits close to (not equal to) the float model's: the
+        benchmarks (``docs/benchmarks.md``) quote the agreement.
+
+        Returns
+        -------
+        ASTAudioClassifier
+            ``self``, for chaining.
+
+        Example
+        -------
+        >>> import os, tempfile
+        >>> from speechbrain_ast.export import export_model_folder
+        >>> from speechbrain_ast.model import AST, ASTHead
+        >>> from speechbrain_ast.quantize import count_quantized
+        >>> tmp = tempfile.mkdtemp()
+        >>> folder = export_model_folder(
+        ...     os.path.join(tmp, "model"),
+        ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
+        ...     ASTHead(64, 3), ["dog", "cat", "bird"],
+        ...     {"target_length": 128}, (-4.27, 4.57), multi_label=False,
+        ... )
+        >>> model = ASTAudioClassifier.from_hparams(
+        ...     source=folder, savedir=os.path.join(tmp, "saved")
+        ... ).quantize_int8()
+        >>> count_quantized(model.mods.embedding_model)
+        4
+        >>> model.classify_batch(torch.randn(1, 16000) * 0.1)[0].shape
+        torch.Size([1, 3])
+        """
+        from speechbrain_ast.quantize import quantize_int8
+
+        for name in ("embedding_model", "classifier"):
+            quantize_int8(self.mods[name], inplace=True)
+        return self
+
     @property
     def labels(self):
         """The class names in index order."""

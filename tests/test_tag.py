@@ -234,3 +234,23 @@ def test_windows_are_read_in_bounded_blocks(files, monkeypatch):
     assert len(wins) == 11
     assert 0 < max(requested) <= 10 * 16000
     assert sum(requested) == 60 * 16000  # every sample read exactly once
+
+
+def test_int8_option_scores_close_to_float(model_dir, files, capsys):
+    """--int8 quantizes the folder's lobe and head; scores stay close to
+    the float model's, and it refuses a non-CPU device."""
+    argv = ["--model", model_dir, files["good"], "--json"]
+    argv += ["--top-k", str(len(LABELS))]
+    assert main(argv) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--int8"]) == 0
+    quant = json.loads(capsys.readouterr().out)
+    exact = {d["label"]: d["score"] for d in exact["labels"]}
+    quant = {d["label"]: d["score"] for d in quant["labels"]}
+    assert set(exact) == set(quant) == set(LABELS)
+    for lab in LABELS:
+        assert quant[lab] == pytest.approx(exact[lab], abs=0.05)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--int8", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "--int8 runs on the CPU only" in capsys.readouterr().err
