@@ -321,3 +321,17 @@ def test_recipes_switch_patchout_on_from_the_command_line(yaml_path, tmp_path):
         full = lobe.eval().forward_features(feats).shape[1]
     assert kept == 2 + (f_dim - drop_f) * (t_dim - drop_t)
     assert full == 2 + f_dim * t_dim
+
+
+def test_torch_compile_of_the_lobe_equals_eager():
+    """``torch.compile`` (inductor, CPU) of the lobe: same embeddings at
+    the built length and at another length (adapted positions)."""
+    torch.manual_seed(0)
+    lobe = AST(input_tdim=128, **TINY).eval()
+    compiled = torch.compile(lobe)
+    for frames in (128, 200):
+        feats = torch.randn(2, frames, 128)
+        with torch.no_grad():
+            expected = lobe(feats)
+            got = compiled(feats)
+        assert torch.allclose(got, expected, atol=1e-5)

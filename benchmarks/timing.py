@@ -1,0 +1,174 @@
+"""Timing, FLOP counting, machine description and synthetic audio for the
+benchmarks in ``benchmarks/run.py``.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def synchronize(device):
+    """Waits for queued GPU work, so that a timer measures it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(fn, reps, warmup=1, device="cpu"):
+    """Median wall time of ``fn()`` over ``reps`` runs after ``warmup``.
+
+    Returns a dict with ``median`` and all ``times`` in seconds.
+
+    Example
+    -------
+    >>> result = measure(lambda: sum(range(1000)), reps=3)
+    >>> len(result["times"]), result["median"] > 0
+    (3, True)
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return {"median": statistics.median(times), "times": times}
+
+
+def compare(ours, theirs, reps, warmup=1, device="cpu"):
+    """Times two functions, alternating runs so that drifting load on the
+    machine affects both alike. Returns ``(ours, theirs)`` as ``measure``.
+
+    Example
+    -------
+    >>> a, b = compare(lambda: None, lambda: None, reps=2)
+    >>> len(a["times"]), len(b["times"])
+    (2, 2)
+    """
+    for _ in range(warmup):
+        ours()
+        theirs()
+    times = ([], [])
+    for _ in range(reps):
+        for fn, out in ((ours, times[0]), (theirs, times[1])):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            out.append(time.perf_counter() - start)
+    return tuple({"median": statistics.median(t), "times": t} for t in times)
+
+
+def count_flops(fn, *args, **kwargs):
+    """FLOPs that ``fn(*args, **kwargs)`` executes (every matmul and
+    convolution), counted by PyTorch's FLOP counter. Attention runs on
+    the math backend here, so that its matmuls are counted too (the fused
+    CPU kernel is invisible to the counter).
+
+    Example
+    -------
+    >>> from speechbrain_ast.model import AST
+    >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
+    >>> count_flops(lobe, torch.randn(1, 128, 128)) > 0
+    True
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with (
+        torch.no_grad(),
+        sdpa_kernel(SDPBackend.MATH),
+        FlopCounterMode(display=False) as counter,
+    ):
+        fn(*args, **kwargs)
+    return counter.get_total_flops()
+
+
+def matmul_gflops(device="cpu", dtype=torch.float32, size=2048, reps=5):
+    """Achieved GFLOP/s of a large square matmul: the machine's roof for
+    the work AST is made of."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    result = measure(lambda: a @ b, reps=reps, warmup=2, device=device)
+    return 2 * size**3 / result["median"] / 1e9
+
+
+def machine(device="cpu"):
+    """What the figures were measured on."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx")
+                    flags = " ".join(f for f in wanted if f in have)
+                    break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "loadavg": _loadavg(),
+    }
+    try:
+        import transformers
+
+        info["transformers"] = transformers.__version__
+    except ImportError:
+        pass
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _loadavg():
+    try:
+        with open("/proc/loadavg") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def synthetic_audio(n, seconds, seed=0, sample_rate=16000):
+    """Real-looking audio ``[n, samples]`` float32 in [-1, 1]: a chirp, a
+    tone and bursts of noise per clip.
+
+    Example
+    -------
+    >>> synthetic_audio(2, 0.5).shape
+    torch.Size([2, 8000])
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    clips = []
+    for _ in range(n):
+        f0, f1 = rng.uniform(100, 4000, 2)
+        sweep = f0 + (f1 - f0) * t / max(t[-1], 1e-9) / 2
+        chirp = np.sin(2 * np.pi * sweep * t)
+        tone = np.sin(2 * np.pi * rng.uniform(200, 2000) * t)
+        burst = rng.uniform(size=t.size // 800 + 1) > 0.5
+        noise = rng.normal(0, 0.05, t.size) * burst.repeat(800)[: t.size]
+        clips.append(0.3 * chirp + 0.1 * tone + noise)
+    return torch.tensor(np.stack(clips), dtype=torch.float32)
