@@ -51,7 +51,11 @@ from benchmarks.timing import (  # noqa: E402
     measure,
     synthetic_audio,
 )
-from speechbrain_ast.features import FixedNormalization, KaldiFbank  # noqa
+from speechbrain_ast.features import (  # noqa: E402
+    TORCHAUDIO_FBANK_KWARGS,
+    FixedNormalization,
+    KaldiFbank,
+)
 from speechbrain_ast.model import AST  # noqa: E402
 from speechbrain_ast.pretrained import build_from_checkpoint  # noqa: E402
 
@@ -72,16 +76,6 @@ TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2)
 # PaSST drops 40 of 99 time columns and 4 of 12 frequency rows on AudioSet;
 # the same fractions of ESC-50's 12 x 50 grid
 PATCHOUT_512 = dict(patchout_time=20, patchout_freq=4)
-# torchaudio.compliance.kaldi.fbank as AST's reference calls it
-KALDI_AST = dict(
-    htk_compat=True,
-    sample_frequency=16000,
-    use_energy=False,
-    window_type="hanning",
-    num_mel_bins=128,
-    dither=0.0,
-    frame_shift=10,
-)
 # nominal dense peaks (TFLOP/s) for the model FLOPs utilisation on GPUs
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
 
@@ -359,7 +353,9 @@ def loop_fp64(wavs):
     import torchaudio
 
     return [
-        torchaudio.compliance.kaldi.fbank(w[None].double(), **KALDI_AST)
+        torchaudio.compliance.kaldi.fbank(
+            w[None].double(), **TORCHAUDIO_FBANK_KWARGS
+        )
         for w in wavs
     ]
 
@@ -379,7 +375,9 @@ def bench_frontend(bench):
 
     def loop():
         return [
-            torchaudio.compliance.kaldi.fbank(w[None], **KALDI_AST)
+            torchaudio.compliance.kaldi.fbank(
+                w[None], **TORCHAUDIO_FBANK_KWARGS
+            )
             for w in wavs
         ]
 

@@ -21,12 +21,26 @@ from torch import nn
 
 __all__ = [
     "DATASET_STATS",
+    "TORCHAUDIO_FBANK_KWARGS",
     "FixedNormalization",
     "KaldiFbank",
     "compute_norm_stats",
     "kaldi_mel_banks",
     "pad_or_cut",
 ]
+
+# The reference's call of torchaudio.compliance.kaldi.fbank (and what
+# transformers' ASTFeatureExtractor passes): KaldiFbank() with its defaults
+# computes the same features, batched
+TORCHAUDIO_FBANK_KWARGS = dict(
+    htk_compat=True,
+    sample_frequency=16000,
+    use_energy=False,
+    window_type="hanning",
+    num_mel_bins=128,
+    dither=0.0,
+    frame_shift=10,
+)
 
 # Kaldi floors spectra at numeric_limits<float>::epsilon() whatever the dtype
 _LOG_FLOOR = torch.finfo(torch.float32).eps

@@ -17,6 +17,7 @@ import torchaudio
 from speechbrain.inference.classifiers import EncoderClassifier
 
 from speechbrain_ast.export import MODEL_FILES, export_model_folder
+from speechbrain_ast.features import TORCHAUDIO_FBANK_KWARGS
 from speechbrain_ast.inference import ASTAudioClassifier
 from speechbrain_ast.model import AST, ASTHead
 
@@ -53,13 +54,7 @@ def reference_logits(lobe, head, wavs, target_length=TLEN):
     for wav in wavs:
         fb = torchaudio.compliance.kaldi.fbank(
             wav[None],
-            htk_compat=True,
-            sample_frequency=16000,
-            use_energy=False,
-            window_type="hanning",
-            num_mel_bins=128,
-            dither=0.0,
-            frame_shift=10,
+            **TORCHAUDIO_FBANK_KWARGS,
         )
         if target_length is not None:
             pad = target_length - fb.shape[0]

@@ -12,6 +12,7 @@ import torchaudio
 
 from speechbrain_ast.features import (
     DATASET_STATS,
+    TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,
     KaldiFbank,
     compute_norm_stats,
@@ -29,6 +30,10 @@ REFERENCE_KWARGS = dict(
     dither=0.0,
     frame_shift=10,
 )
+
+
+def test_library_constant_is_the_reference_call():
+    assert TORCHAUDIO_FBANK_KWARGS == REFERENCE_KWARGS
 
 
 def reference_fbank(wav):

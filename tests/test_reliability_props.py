@@ -18,7 +18,11 @@ import torchaudio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from speechbrain_ast.features import FixedNormalization, KaldiFbank
+from speechbrain_ast.features import (
+    TORCHAUDIO_FBANK_KWARGS,
+    FixedNormalization,
+    KaldiFbank,
+)
 from speechbrain_ast.model import AST, ASTHead
 
 SETTINGS = settings(
@@ -119,13 +123,7 @@ def _fbank_property(specs, pad_seed):
         # keep its own float32 rounding out of the comparison)
         ref = torchaudio.compliance.kaldi.fbank(
             clip[None].double(),
-            htk_compat=True,
-            sample_frequency=16000,
-            use_energy=False,
-            window_type="hanning",
-            num_mel_bins=128,
-            dither=0.0,
-            frame_shift=10,
+            **TORCHAUDIO_FBANK_KWARGS,
         ).float()
         # bins within a few nats of the log floor (power ~1e-6) carry
         # float32 rounding in the log; compare where there is energy
