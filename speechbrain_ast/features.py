@@ -587,21 +587,18 @@ def compute_norm_stats(
     >>> -20 < mean < 10 and 0 < std < 20
     True
     """
-    from speechbrain_ast.audio import AudioError, audio_info, load_audio
+    from speechbrain_ast.audio import load_audio
+    from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
 
     paths = _manifest_paths(files_or_manifest, wav_column, replacements)
     # headers first: every bad file in one list, before hours of decoding
-    problems = []
-    for path in paths:
-        try:
-            audio_info(path)
-        except AudioError as err:
-            problems.append(str(err))
-    if problems:
-        raise AudioError(
-            f"{len(problems)} of {len(paths)} files cannot be used for the "
-            "statistics; fix or remove them:\n  " + "\n  ".join(problems)
-        )
+    _, problems = check_audio_files(paths)
+    raise_for_bad_audio(
+        [str(err) for err in problems.values()],
+        len(paths),
+        "files",
+        "fix or remove them before computing the statistics",
+    )
     if frontend is None:
         frontend = KaldiFbank(demean_waveform=True)
     was_training = frontend.training
