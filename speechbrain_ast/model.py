@@ -450,32 +450,20 @@ class AST(nn.Module):
         patches = self.patch_embed(x)
         batch = patches.shape[0]
         pos = self._pos_embed_for(grid)
-        use_patchout = self.training and (
-            self.patchout_time or self.patchout_freq
+        # positions are added before patchout, so kept patches carry their
+        # own; [CLS] and [DIST] are always kept
+        patches = patches + pos[:, NUM_TOKENS:]
+        if self.training and (self.patchout_time or self.patchout_freq):
+            patches, grid = self._patchout(patches, grid)
+        tokens = torch.cat(
+            [
+                self.cls_token.expand(batch, -1, -1),
+                self.dist_token.expand(batch, -1, -1),
+            ],
+            dim=1,
         )
-        if use_patchout:
-            # positions are added before dropping, so kept patches carry
-            # their own; the tokens get theirs as in the full sequence
-            patches, grid = self._patchout(patches + pos[:, NUM_TOKENS:], grid)
-            tokens = torch.cat(
-                [
-                    self.cls_token.expand(batch, -1, -1),
-                    self.dist_token.expand(batch, -1, -1),
-                ],
-                dim=1,
-            )
-            tokens = tokens + pos[:, :NUM_TOKENS]
-            x = self.pos_drop(torch.cat([tokens, patches], dim=1))
-        else:
-            tokens = torch.cat(
-                [
-                    self.cls_token.expand(batch, -1, -1),
-                    self.dist_token.expand(batch, -1, -1),
-                    patches,
-                ],
-                dim=1,
-            )
-            x = self.pos_drop(tokens + pos)
+        x = torch.cat([tokens + pos[:, :NUM_TOKENS], patches], dim=1)
+        x = self.pos_drop(x)
         hidden_states = []
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
