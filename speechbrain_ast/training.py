@@ -52,6 +52,8 @@ from speechbrain_ast import metrics
 __all__ = [
     "resolve_hparams_file",
     "init_from_pretrained",
+    "init_recipe_model",
+    "export_recipe_model",
     "make_optimizer",
     "WarmupStepDecay",
     "ASTCheckpointer",
@@ -1107,6 +1109,46 @@ def ensemble_predictions(predictions):
             f"all predictions must be [N, C] of one shape, got {shapes}"
         )
     return torch.stack([p.float() for p in predictions]).mean(0)
+
+
+def init_recipe_model(hparams):
+    """Initialises a recipe's lobe from its pretraining keys (in place):
+    :func:`init_from_pretrained` with ``audioset_pretrain``,
+    ``imagenet_pretrain``, ``imagenet_checkpoint``, ``channel_reduction``
+    and ``pos_embed_adaptation``, and logs what was loaded.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's loaded hyperparameters (also ``embedding_model``).
+
+    Returns
+    -------
+    str
+        What was loaded.
+
+    Example
+    -------
+    >>> from speechbrain_ast.model import AST
+    >>> init_recipe_model({
+    ...     "embedding_model": AST(input_tdim=32, embed_dim=32, depth=1,
+    ...                            num_heads=2),
+    ...     "audioset_pretrain": False, "imagenet_pretrain": False,
+    ...     "imagenet_checkpoint": None, "channel_reduction": "sum",
+    ...     "pos_embed_adaptation": "bilinear",
+    ... })
+    'random initialisation'
+    """
+    loaded = init_from_pretrained(
+        hparams["embedding_model"],
+        audioset_pretrain=hparams["audioset_pretrain"],
+        imagenet_pretrain=hparams["imagenet_pretrain"],
+        imagenet_checkpoint=hparams["imagenet_checkpoint"],
+        channel_reduction=hparams["channel_reduction"],
+        pos_embed=hparams["pos_embed_adaptation"],
+    )
+    logger.info("AST initialised from: %s", loaded)
+    return loaded
 
 
 def export_recipe_model(hparams, labels):

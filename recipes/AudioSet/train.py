@@ -43,7 +43,7 @@ from speechbrain_ast.training import (
     balanced_sample_weights,
     export_recipe_model,
     find_epoch_checkpoints,
-    init_from_pretrained,
+    init_recipe_model,
     make_balanced_sampler,
     resolve_hparams_file,
 )
@@ -196,15 +196,7 @@ if __name__ == "__main__":
     if if_main_process():
         encoder.save(os.path.join(hparams["save_folder"], "labels.txt"))
 
-    loaded = init_from_pretrained(
-        hparams["embedding_model"],
-        audioset_pretrain=hparams["audioset_pretrain"],
-        imagenet_pretrain=hparams["imagenet_pretrain"],
-        imagenet_checkpoint=hparams["imagenet_checkpoint"],
-        channel_reduction=hparams["channel_reduction"],
-        pos_embed=hparams["pos_embed_adaptation"],
-    )
-    logger.info("AST initialised from: %s", loaded)
+    init_recipe_model(hparams)
 
     brain = AudioSetBrain(
         modules=hparams["modules"],

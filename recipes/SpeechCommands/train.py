@@ -32,7 +32,7 @@ from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.training import (
     ASTBrain,
     export_recipe_model,
-    init_from_pretrained,
+    init_recipe_model,
     resolve_hparams_file,
 )
 
@@ -132,15 +132,7 @@ if __name__ == "__main__":
     )
     datasets, classes = dataio_prepare(hparams)
 
-    loaded = init_from_pretrained(
-        hparams["embedding_model"],
-        audioset_pretrain=hparams["audioset_pretrain"],
-        imagenet_pretrain=hparams["imagenet_pretrain"],
-        imagenet_checkpoint=hparams["imagenet_checkpoint"],
-        channel_reduction=hparams["channel_reduction"],
-        pos_embed=hparams["pos_embed_adaptation"],
-    )
-    logger.info("AST initialised from: %s", loaded)
+    init_recipe_model(hparams)
 
     brain = SpeechCommandsBrain(
         modules=hparams["modules"],
