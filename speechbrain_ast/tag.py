@@ -404,7 +404,7 @@ def _check_args(parser, args):
             args.hop = args.window
         if not args.hop > 0:
             parser.error(f"--hop must be > 0 seconds, got {args.hop}")
-    if args.int8 and torch.device(args.device).type != "cpu":
+    if args.int8 and args.device.split(":")[0] != "cpu":
         parser.error(
             f"--int8 runs on the CPU only, not --device {args.device}: "
             "leave out one of the two"
