@@ -49,8 +49,8 @@ from benchmarks.timing import (  # noqa: E402
     machine,
     matmul_gflops,
     measure,
-    synthetic_audio,
 )
+from scripts.synthetic.signals import synthetic_audio  # noqa: E402
 from speechbrain_ast.features import (  # noqa: E402
     TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,

@@ -10,7 +10,6 @@ import platform
 import statistics
 import time
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -149,26 +148,3 @@ def _loadavg():
             return " ".join(handle.read().split()[:3])
     except OSError:
         return "unknown"
-
-
-def synthetic_audio(n, seconds, seed=0, sample_rate=16000):
-    """Real-looking audio ``[n, samples]`` float32 in [-1, 1]: a chirp, a
-    tone and bursts of noise per clip.
-
-    Example
-    -------
-    >>> synthetic_audio(2, 0.5).shape
-    torch.Size([2, 8000])
-    """
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(sample_rate * seconds)) / sample_rate
-    clips = []
-    for _ in range(n):
-        f0, f1 = rng.uniform(100, 4000, 2)
-        sweep = f0 + (f1 - f0) * t / max(t[-1], 1e-9) / 2
-        chirp = np.sin(2 * np.pi * sweep * t)
-        tone = np.sin(2 * np.pi * rng.uniform(200, 2000) * t)
-        burst = rng.uniform(size=t.size // 800 + 1) > 0.5
-        noise = rng.normal(0, 0.05, t.size) * burst.repeat(800)[: t.size]
-        clips.append(0.3 * chirp + 0.1 * tone + noise)
-    return torch.tensor(np.stack(clips), dtype=torch.float32)

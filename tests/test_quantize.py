@@ -4,30 +4,15 @@ Authors
  * speechbrain-ast developers
 """
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from scripts.synthetic.signals import synthetic_audio
 from speechbrain_ast.features import FixedNormalization, KaldiFbank
 from speechbrain_ast.model import AST, ASTHead
 from speechbrain_ast.pretrained import build_from_checkpoint
 from speechbrain_ast.quantize import count_quantized, quantize_int8
-
-
-def synthetic_clips(n, seconds=1.28, seed=0):
-    """Real-looking audio: chirps, tones and noise bursts."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(16000 * seconds)) / 16000
-    clips = []
-    for _ in range(n):
-        f0, f1 = rng.uniform(100, 4000, 2)
-        chirp = np.sin(2 * np.pi * (f0 + (f1 - f0) * t / t[-1] / 2) * t)
-        tone = np.sin(2 * np.pi * rng.uniform(200, 2000) * t)
-        envelope = (rng.uniform(size=t.size // 800 + 1) > 0.5).repeat(800)
-        noise = rng.normal(0, 0.05, t.size) * envelope[: t.size]
-        clips.append(0.3 * chirp + 0.1 * tone + noise)
-    return torch.tensor(np.stack(clips), dtype=torch.float32)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +62,7 @@ def test_logits_agree_with_transformers_fp32(hf_folder, per_channel):
     qhead = quantize_int8(head, per_channel=per_channel)
     frontend = KaldiFbank(target_length=128)
     norm = FixedNormalization(dataset="audioset")
-    feats = norm(frontend(synthetic_clips(8)))
+    feats = norm(frontend(synthetic_audio(8, 1.28)))
     with torch.no_grad():
         want = hf_model(input_values=feats).logits
         got = qhead(qlobe(feats))

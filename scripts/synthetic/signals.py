@@ -12,8 +12,9 @@ Authors
 """
 
 import numpy as np
+import torch
 
-__all__ = ["class_frequency", "class_signal"]
+__all__ = ["class_frequency", "class_signal", "synthetic_audio"]
 
 LOW_HZ, HIGH_HZ = 250.0, 6000.0
 KINDS = ("tone", "noise band", "chirp")
@@ -109,3 +110,26 @@ def class_signal(
     wav = rng.normal(0.0, rng.uniform(*noise_level), n)
     wav[onset : onset + length] += rng.uniform(0.2, 0.7) * event
     return np.clip(wav, -0.99, 0.99)
+
+
+def synthetic_audio(n, seconds, seed=0, sample_rate=16000):
+    """Real-looking audio ``[n, samples]`` float32 in [-1, 1]: a chirp, a
+    tone and bursts of noise per clip.
+
+    Example
+    -------
+    >>> synthetic_audio(2, 0.5).shape
+    torch.Size([2, 8000])
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    clips = []
+    for _ in range(n):
+        f0, f1 = rng.uniform(100, 4000, 2)
+        sweep = f0 + (f1 - f0) * t / max(t[-1], 1e-9) / 2
+        chirp = np.sin(2 * np.pi * sweep * t)
+        tone = np.sin(2 * np.pi * rng.uniform(200, 2000) * t)
+        burst = rng.uniform(size=t.size // 800 + 1) > 0.5
+        noise = rng.normal(0, 0.05, t.size) * burst.repeat(800)[: t.size]
+        clips.append(0.3 * chirp + 0.1 * tone + noise)
+    return torch.tensor(np.stack(clips), dtype=torch.float32)
