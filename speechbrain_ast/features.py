@@ -44,8 +44,14 @@ TORCHAUDIO_FBANK_KWARGS = dict(
 
 # Kaldi floors spectra at numeric_limits<float>::epsilon() whatever the dtype
 _LOG_FLOOR = torch.finfo(torch.float32).eps
-# frames per block on the CPU (256 x 512 floats: the temporaries fit in L2)
+# frames per block on the CPU with autograd (256 x 512 floats: the
+# temporaries fit in L2)
 _CPU_BLOCK = 256
+# frames per block of the CPU inference path (a 10 s clip's 998 in one): its
+# buffers are reused, so fewer, larger blocks win over cache residency
+_CPU_INFERENCE_BLOCK = 1024
+# contiguous groups of mel bins the CPU inference path multiplies separately
+_MEL_GROUPS = 4
 
 # (mean, std) of the reference log-mel features, from the AST repository
 DATASET_STATS = {
@@ -128,6 +134,56 @@ def kaldi_mel_banks(n_mels, n_fft, sample_rate, low_freq=20.0, high_freq=0.0):
     # Kaldi leaves the Nyquist bin out of every triangle
     banks = F.pad(banks, (0, 1))
     return banks.T.contiguous()
+
+
+def _mel_groups(banks, groups=_MEL_GROUPS):
+    """Split a ``[bins, mels]`` filterbank into contiguous groups of mel
+    bins, each with the band of FFT bins its triangles cover.
+
+    Each FFT bin feeds at most two triangles, so the matrix is mostly zeros
+    (98 % for AST's 257 x 128); multiplying each group by its own band does
+    a fraction of the dense work. The split minimises the total band x mels
+    area (dynamic programming over the split points).
+
+    Returns
+    -------
+    list of tuple
+        ``(mel_start, mel_end, bin_start, bin_end)`` per group, covering
+        every mel bin in order; an all-zero group has an empty band.
+    """
+    n_bins, n_mels = banks.shape
+    groups = min(groups, n_mels)
+    nonzero = banks != 0
+    rows = torch.arange(n_bins).unsqueeze(1)
+    first = torch.where(nonzero, rows, n_bins).amin(0)
+    end = torch.where(nonzero, rows + 1, 0).amax(0)
+    # band of the mels a..b (inclusive) at [a, b]
+    idx = torch.arange(n_mels)
+    inside = idx.unsqueeze(0) >= idx.unsqueeze(1)
+    band_start = torch.where(inside, first, n_bins).cummin(1).values
+    band_end = torch.where(inside, end, 0).cummax(1).values
+    width = (band_end - band_start).clamp(min=0)
+    area = width * (idx.unsqueeze(0) - idx.unsqueeze(1) + 1)
+    area = torch.where(inside, area.double(), math.inf)
+    # cost[a]: least area covering mels 0..a-1 with the groups so far
+    cost = torch.full((n_mels + 1,), math.inf, dtype=torch.float64)
+    cost[0] = 0.0
+    starts = []
+    for _ in range(groups):
+        total = cost[:n_mels].unsqueeze(1) + area
+        best, start = total.min(0)
+        cost = torch.cat([cost.new_full((1,), math.inf), best])
+        starts.append(start)
+    split, b = [], n_mels - 1
+    for start in reversed(starts):
+        a = int(start[b])
+        split.append((a, b + 1))
+        b = a - 1
+    out = []
+    for a, b in reversed(split):
+        lo, hi = int(band_start[a, b - 1]), int(band_end[a, b - 1])
+        out.append((a, b, lo, hi) if hi > lo else (a, b, 0, 0))
+    return out
 
 
 def _window(window_type, size):
@@ -297,6 +353,7 @@ class KaldiFbank(nn.Module):
             ).float(),
             persistent=False,
         )
+        self._mel_groups = _mel_groups(self.mel_banks)
 
     def num_frames(self, num_samples):
         """Kaldi snip_edges frame count of a clip with ``num_samples``
@@ -369,7 +426,7 @@ class KaldiFbank(nn.Module):
         else:
             # mixed-precision training must not run the frontend in half
             with torch.autocast(wavs.device.type, enabled=False):
-                feats = self._log_mel(wavs)
+                feats = self._log_mel(wavs, frame_counts)
             if lengths is not None:  # zero the frames past each clip's end
                 keep = torch.arange(n_frames, device=wavs.device)
                 keep = keep.unsqueeze(0) < frame_counts.unsqueeze(1)
@@ -396,20 +453,25 @@ class KaldiFbank(nn.Module):
         counts = torch.round(lengths.double() * n).long()
         return counts.clamp(0, n)
 
-    def _log_mel(self, wavs):
-        """Log-mel of every whole frame of the padded batch.
+    def _log_mel(self, wavs, frame_counts):
+        """Log-mel of every whole frame of the padded batch; frames past a
+        clip's ``frame_counts`` may be left out (the caller zeroes them).
 
-        On the CPU the frames (of all clips, flattened) go through in
-        blocks of ``_CPU_BLOCK`` frames, whose temporaries stay in the
-        cache: a whole batch at once is memory-bound and several times
-        slower than a per-clip loop. The blocks are independent of clip
-        boundaries and the result is the same as in one piece. On a GPU
-        the batch is one piece.
+        Without autograd on the CPU this is :meth:`_log_mel_inference`.
+        Otherwise the frames (of all clips, flattened) go through
+        :meth:`_frames_log_mel`, on the CPU in blocks of ``_CPU_BLOCK``
+        frames whose temporaries stay in the cache (a whole batch at once is
+        memory-bound and several times slower); the blocks are independent
+        of clip boundaries and the result is the same as in one piece. On a
+        GPU the batch is one piece.
         """
+        cpu = wavs.device.type == "cpu"
+        if cpu and not (torch.is_grad_enabled() and wavs.requires_grad):
+            return self._log_mel_inference(wavs, frame_counts)
         frames = wavs.unfold(1, self.win_length, self.hop_length)
         batch, n_frames, _ = frames.shape
         frames = frames.flatten(0, 1)
-        if frames.device.type == "cpu" and frames.shape[0] > _CPU_BLOCK:
+        if cpu and frames.shape[0] > _CPU_BLOCK:
             mel = torch.cat(
                 [self._frames_log_mel(b) for b in frames.split(_CPU_BLOCK)]
             )
@@ -429,10 +491,81 @@ class KaldiFbank(nn.Module):
         frames = frames * self.window.to(dtype)
         frames = F.pad(frames, (0, self.n_fft - self.win_length))
         spectrum = torch.view_as_real(torch.fft.rfft(frames, dim=-1))
-        # |X|^2 as re^2 + im^2 keeps the gradient finite at X = 0
-        power = spectrum.pow(2).sum(-1)
+        # |X|^2 as re^2 + im^2 keeps the gradient finite at X = 0 (and is
+        # much faster than a sum over the last dimension of size 2)
+        squares = spectrum * spectrum
+        power = squares[..., 0] + squares[..., 1]
         mel = torch.matmul(power, self.mel_banks.to(dtype))
         return torch.log(torch.clamp(mel, min=_LOG_FLOOR))
+
+    def _log_mel_inference(self, wavs, frame_counts):
+        """The CPU path without autograd: the same numbers as
+        :meth:`_frames_log_mel` up to float rounding, about 2.5x faster.
+
+        Clip by clip, in blocks of at most ``_CPU_INFERENCE_BLOCK`` frames,
+        every step writes into buffers reused across blocks, and no frame is
+        copied before it is windowed: pre-emphasis ``y[t] = x[t] - a
+        x[t-1]`` is applied to the waveform once, which equals Kaldi's
+        per-frame pre-emphasis except at each frame's first sample (fixed
+        afterwards, and multiplied by a zero window weight for AST's Hann
+        window); the frame's DC offset, which pre-emphasis scales by
+        ``1 - a``, is removed as a rank-1 update ``-(1 - a) mean x window``.
+        The power spectrum is multiplied by the mel filterbank group by group
+        (:func:`_mel_groups`), a quarter of the dense work. Frames past a
+        clip's ``frame_counts`` are not computed and are 0.
+        """
+        dtype = wavs.dtype
+        batch, n = wavs.shape
+        win, hop, a = self.win_length, self.hop_length, self.preemphasis
+        window = self.window.to(dtype)
+        banks = self.mel_banks.to(dtype)
+        n_frames = self.num_frames(n)
+        block = min(_CPU_INFERENCE_BLOCK, n_frames)
+        out = wavs.new_empty(batch, n_frames, self.n_mels)
+        padded = wavs.new_zeros(block, self.n_fft)
+        power = wavs.new_empty(block, self.n_fft // 2 + 1)
+        emphasised = wavs.new_empty(n)
+        dc = wavs.new_empty(n_frames)
+        first_weight = float(window[0]) * a
+        frame_starts = torch.arange(n_frames) * hop
+        for i in range(batch):
+            count = int(frame_counts[i])
+            out[i, count:] = 0.0
+            if count == 0:
+                continue
+            x = wavs[i]
+            frames = x.unfold(0, win, hop)
+            if self.remove_dc_offset:
+                torch.mean(frames, -1, out=dc).mul_(1 - a)
+            if a != 0.0:
+                # the first frame's first sample is exact: (1 - a) x[0]
+                emphasised[0] = (1 - a) * x[0]
+                torch.sub(x[1:], x[:-1], alpha=a, out=emphasised[1:])
+                frames = emphasised.unfold(0, win, hop)
+            for s in range(0, count, block):
+                b = min(block, count - s)
+                windowed = padded[:b, :win]
+                torch.mul(frames[s : s + b], window, out=windowed)
+                if self.remove_dc_offset:
+                    windowed.addr_(dc[s : s + b], window, alpha=-1)
+                if first_weight != 0.0:
+                    # Kaldi's first sample is (1 - a) x[t], ours x[t] - a x[t-1]
+                    start = frame_starts[s : s + b]
+                    change = x[(start - 1).clamp(min=0)] - x[start]
+                    windowed[:, 0].add_(change, alpha=first_weight)
+                spectrum = torch.fft.rfft(padded[:b])
+                squares = torch.view_as_real(spectrum).flatten(1)
+                squares.mul_(squares)
+                torch.add(squares[:, 0::2], squares[:, 1::2], out=power[:b])
+                mel = out[i, s : s + b]
+                for m0, m1, b0, b1 in self._mel_groups:
+                    torch.mm(
+                        power[:b, b0:b1],
+                        banks[b0:b1, m0:m1],
+                        out=mel[:, m0:m1],
+                    )
+            out[i, :count].clamp_(min=_LOG_FLOOR).log_()
+        return out
 
     def extra_repr(self):
         return (

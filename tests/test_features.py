@@ -252,6 +252,72 @@ def test_other_windows_match_torchaudio(clips):
         assert (ours - ref).abs().max() <= 1e-3, window
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"preemphasis": 0.0},
+        {"remove_dc_offset": False},
+        {"window_type": "hamming", "remove_dc_offset": False},
+        {"window_type": "rectangular", "preemphasis": 0.5},
+        {"n_mels": 23, "low_freq": 64.0, "high_freq": -400.0},
+    ],
+)
+def test_inference_and_autograd_paths_match_torchaudio(clips, options):
+    """Without autograd the CPU path rearranges Kaldi's steps (waveform
+    pre-emphasis, rank-1 DC removal, grouped mel product, frames past a
+    clip's end skipped); with autograd it follows Kaldi's order. Both equal
+    torchaudio for each option, on a padded batch of clips of 1 s, 5 s and
+    0.3 s."""
+    torchaudio_names = {
+        "preemphasis": "preemphasis_coefficient",
+        "n_mels": "num_mel_bins",
+    }
+    kwargs = dict(REFERENCE_KWARGS)
+    for name, value in options.items():
+        kwargs[torchaudio_names.get(name, name)] = value
+    short = clips[0][:4800]
+    wavs, lengths = pad_batch([clips[0], clips[1], short])
+    fbank = KaldiFbank(**options)
+    with torch.no_grad():
+        inference = fbank(wavs, lengths)
+    graph = fbank(wavs.clone().requires_grad_(True), lengths).detach()
+    assert inference.shape == graph.shape == (3, 498, fbank.n_mels)
+    for i, clip in enumerate([clips[0], clips[1], short]):
+        ref = torchaudio.compliance.kaldi.fbank(clip[None], **kwargs)
+        n = ref.shape[0]
+        for feats in (inference, graph):
+            assert (feats[i, :n] - ref).abs().max() <= 1e-3, (i, options)
+            assert torch.all(feats[i, n:] == 0)
+
+
+def test_mel_groups_cover_the_filterbank():
+    """The grouped mel product of the inference path multiplies each group
+    of mel bins by the FFT bins its triangles cover: together they must
+    reproduce the dense product exactly, with a fraction of its work."""
+    from speechbrain_ast.features import _mel_groups
+
+    for n_mels, n_fft, low, high in [
+        (128, 512, 20.0, 0.0),
+        (23, 512, 64, -400),
+    ]:
+        banks = kaldi_mel_banks(n_mels, n_fft, SR, low, high)
+        groups = _mel_groups(banks)
+        assert [g[0] for g in groups][0] == 0 and groups[-1][1] == n_mels
+        assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
+        power = torch.rand(7, n_fft // 2 + 1, dtype=torch.float64)
+        grouped = torch.cat(
+            [
+                power[:, b0:b1] @ banks[b0:b1, m0:m1]
+                for m0, m1, b0, b1 in groups
+            ],
+            dim=1,
+        )
+        assert torch.allclose(grouped, power @ banks, rtol=1e-12, atol=0)
+        work = sum((m1 - m0) * (b1 - b0) for m0, m1, b0, b1 in groups)
+        assert work < 0.3 * banks.numel()
+
+
 def test_dither_only_in_training():
     wavs = torch.rand(2, 4000) - 0.5
     fbank = KaldiFbank(dither=1e-3)
