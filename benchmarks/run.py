@@ -11,7 +11,7 @@ both alike.
 
     python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--device cpu]
         [--dtype fp32|bf16|fp16] [--threads 2] [--json out.json]
-        [--plot docs/benchmarks.png] [--tiny]
+        [--update docs/benchmarks.json] [--plot docs/benchmarks.png] [--tiny]
 
 Sections, in order: ``latency`` (inference per clip and the matmul roof),
 ``frontend`` (batched fbank vs a per-clip torchaudio loop), ``native``
@@ -21,7 +21,9 @@ Sections, in order: ``latency`` (inference per clip and the matmul roof),
 (``torch.compile`` of the lobe), ``tag`` (a 10-minute file through the
 tagging CLI). ``--device cuda`` runs ``latency`` and ``train`` on the GPU
 (clips/s, samples/s, model FLOPs utilisation) with ``--dtype`` autocast.
-``--tiny`` swaps AST-Base for a 64-wide 2-block model, to try the script.
+``--update`` reruns sections into an existing results file: their results
+replace the old ones, the command is recorded under ``runs``, the rest is
+kept. ``--tiny`` swaps AST-Base for a 64-wide 2-block model, to try the script.
 
 Authors
  * speechbrain-ast developers
@@ -956,6 +958,11 @@ def parse_args(argv=None):
         "--threads", type=int, default=2, help="torch CPU threads"
     )
     parser.add_argument("--json", metavar="PATH", help="write results here")
+    parser.add_argument(
+        "--update",
+        metavar="PATH",
+        help="replace the sections run in this existing --json file",
+    )
     parser.add_argument("--plot", metavar="PNG", help="draw the figures")
     parser.add_argument(
         "--tiny", action="store_true", help="a tiny model, to try the script"
@@ -984,9 +991,29 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {SECTIONS}")
     args.only = only
+    if args.update and not os.path.isfile(args.update):
+        parser.error(
+            f"--update {args.update}: no such file; write it first with --json"
+        )
+    if args.update and args.json:
+        parser.error("use --json (a new file) or --update, not both")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU")
     return args
+
+
+def update_results(path, new, command):
+    """Replaces the sections in ``new`` inside the results file ``path``,
+    records ``command`` as where they come from and returns all results."""
+    with open(path) as handle:
+        saved = json.load(handle)
+    saved.setdefault("results", {}).update(new)
+    runs = saved.setdefault("runs", {})
+    for section in new:
+        runs[section] = command
+    with open(path, "w") as handle:
+        json.dump(saved, handle, indent=1)
+    return saved["results"]
 
 
 def main(argv=None):
@@ -1000,7 +1027,8 @@ def main(argv=None):
     info = machine(args.device)
     print("# speechbrain-ast benchmarks")
     print(json.dumps(info))
-    print("command: python benchmarks/run.py " + " ".join(sys.argv[1:]))
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    print("command: " + command)
     gpu_sections = {"latency", "train", "patchout", "frontend", "native"}
     for name in SECTIONS:
         if name not in args.only:
@@ -1017,8 +1045,12 @@ def main(argv=None):
             json.dump(
                 {"machine": info, "results": bench.results}, handle, indent=1
             )
+    results = bench.results
+    if args.update:
+        results = update_results(args.update, bench.results, command)
+        print(f"updated {sorted(bench.results)} in {args.update}")
     if args.plot:
-        plot(bench.results, args.plot)
+        plot(results, args.plot)
         print(f"plot: {args.plot}")
 
 

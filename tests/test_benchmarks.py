@@ -1,0 +1,50 @@
+"""The benchmark script runs end to end on a tiny model (the figures in
+docs/benchmarks.md come from the same code on AST-Base), writes its JSON,
+and --update replaces only the sections it reran."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "run.py"
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_json_then_update_one_section(tmp_path):
+    path = tmp_path / "bench.json"
+    first = run("--only", "frontend,native", "--json", str(path))
+    assert first.returncode == 0, first.stderr
+    assert "### 6. Frontend" in first.stdout
+    saved = json.loads(path.read_text())
+    assert set(saved["results"]) == {"frontend", "native"}
+    frontend = saved["results"]["frontend"]
+    # equal output: every bin within 60 dB of its frame's peak
+    assert frontend["max_abs_diff_within_60db"] < 1e-3
+    assert float(frontend["rows"][0]["speed-up vs loop"]) > 0
+    native = saved["results"]["native"]
+
+    second = run("--only", "frontend", "--update", str(path))
+    assert second.returncode == 0, second.stderr
+    updated = json.loads(path.read_text())
+    assert updated["results"]["native"] == native
+    assert updated["runs"]["frontend"].endswith(f"--update {path}")
+    assert "native" not in updated["runs"]
+    assert updated["machine"] == saved["machine"]
+
+
+def test_update_needs_an_existing_file(tmp_path):
+    missing = tmp_path / "none.json"
+    result = run("--only", "frontend", "--update", str(missing))
+    assert result.returncode == 2
+    assert f"--update {missing}: no such file" in result.stderr
