@@ -46,11 +46,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks.timing import (  # noqa: E402
+    alternate,
     compare,
     count_flops,
     machine,
     matmul_gflops,
     measure,
+    square_matmul,
 )
 from scripts.synthetic.signals import synthetic_audio  # noqa: E402
 from speechbrain_ast.features import (  # noqa: E402
@@ -274,14 +276,31 @@ def bench_latency(bench):
         with torch.inference_mode():
             hf(input_values=feats)
 
-    a, b = bench.compare(ours_model, hf_model, reps)
-    rows.append(latency_row(1, "features given", a, b, flops_1, roof, reps))
+    # the roof in the same rounds: a 2048^3 matmul between the two models,
+    # so that "% of matmul" compares runs made under the same load
+    matmul, matmul_flops = square_matmul(bench.device, size=2048)
+    a, b, m = alternate(
+        [ours_model, hf_model, matmul], reps, device=bench.device
+    )
+    row = latency_row(1, "features given", a, b, flops_1, roof, reps)
+    same_round = [
+        (flops_1[0] / t_ours) / (matmul_flops / t_matmul)
+        for t_ours, t_matmul in zip(a["times"], m["times"])
+    ]
+    round_roof = matmul_flops / m["median"] / 1e9
+    row["% of matmul"] = (
+        f"{100 * float(np.median(same_round)):.0f} (same rounds; "
+        f"matmul {round_roof:.1f})"
+    )
+    row["_matmul"] = m["times"]
+    rows.append(row)
     header = [
         "batch",
         "clip",
         "ours ms/clip",
         "transformers ms/clip",
         "ours/transformers",
+        "paired",
         "ours GFLOP/s",
         "% of matmul",
         "transformers GFLOP/s",

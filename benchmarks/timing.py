@@ -43,9 +43,35 @@ def measure(fn, reps, warmup=1, device="cpu"):
     return {"median": statistics.median(times), "times": times}
 
 
+def alternate(fns, reps, warmup=1, device="cpu"):
+    """Times several functions in turns (one run of each per round), so
+    that drifting load on the machine affects all alike. Returns one dict
+    per function as ``measure`` does; ``times[i]`` of each come from the
+    same round.
+
+    Example
+    -------
+    >>> a, b, c = alternate([lambda: None] * 3, reps=2)
+    >>> len(a["times"]), len(c["times"])
+    (2, 2)
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, out in zip(fns, times):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            out.append(time.perf_counter() - start)
+    return [{"median": statistics.median(t), "times": t} for t in times]
+
+
 def compare(ours, theirs, reps, warmup=1, device="cpu"):
-    """Times two functions, alternating runs so that drifting load on the
-    machine affects both alike. Returns ``(ours, theirs)`` as ``measure``.
+    """Times two functions, alternating runs (see ``alternate``). Returns
+    ``(ours, theirs)`` as ``measure``.
 
     Example
     -------
@@ -53,18 +79,7 @@ def compare(ours, theirs, reps, warmup=1, device="cpu"):
     >>> len(a["times"]), len(b["times"])
     (2, 2)
     """
-    for _ in range(warmup):
-        ours()
-        theirs()
-    times = ([], [])
-    for _ in range(reps):
-        for fn, out in ((ours, times[0]), (theirs, times[1])):
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            out.append(time.perf_counter() - start)
-    return tuple({"median": statistics.median(t), "times": t} for t in times)
+    return tuple(alternate([ours, theirs], reps, warmup, device))
 
 
 def count_flops(fn, *args, **kwargs):
@@ -91,13 +106,26 @@ def count_flops(fn, *args, **kwargs):
     return counter.get_total_flops()
 
 
-def matmul_gflops(device="cpu", dtype=torch.float32, size=2048, reps=5):
-    """Achieved GFLOP/s of a large square matmul: the machine's roof for
-    the work AST is made of."""
+def square_matmul(device="cpu", dtype=torch.float32, size=2048):
+    """A function that runs one ``size``^3 matmul, and its FLOPs: the
+    machine's roof for the work AST is made of.
+
+    Example
+    -------
+    >>> fn, flops = square_matmul(size=64)
+    >>> fn().shape, flops
+    (torch.Size([64, 64]), 524288)
+    """
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    result = measure(lambda: a @ b, reps=reps, warmup=2, device=device)
-    return 2 * size**3 / result["median"] / 1e9
+    return (lambda: a @ b), 2 * size**3
+
+
+def matmul_gflops(device="cpu", dtype=torch.float32, size=2048, reps=5):
+    """Achieved GFLOP/s of a large square matmul (median of ``reps``)."""
+    fn, flops = square_matmul(device, dtype, size)
+    result = measure(fn, reps=reps, warmup=2, device=device)
+    return flops / result["median"] / 1e9
 
 
 def machine(device="cpu"):
