@@ -257,6 +257,11 @@ class KaldiFbank(nn.Module):
     two (512), power spectrum, Kaldi/HTK mel filterbank, natural log floored
     at float32 epsilon.
 
+    Without autograd on the CPU (``torch.no_grad()``, or input that does
+    not require grad) a faster path computes the same numbers in another
+    order (see ``_log_mel_inference``); with autograd or on a GPU the steps
+    run in Kaldi's order, batched.
+
     Each clip's frames past its own frame count are exactly 0 (the
     reference zero-pads in the log-mel domain). A clip shorter than one
     frame (400 samples at 16 kHz) has 0 frames, so it is all zeros; if every
@@ -500,7 +505,9 @@ class KaldiFbank(nn.Module):
 
     def _log_mel_inference(self, wavs, frame_counts):
         """The CPU path without autograd: the same numbers as
-        :meth:`_frames_log_mel` up to float rounding, about 2.5x faster.
+        :meth:`_frames_log_mel` up to float rounding, and 2.6x faster than
+        a per-clip loop of torchaudio's fbank (32 clips of 10 s, 2 CPU
+        cores: ``python benchmarks/run.py --only frontend``).
 
         Clip by clip, in blocks of at most ``_CPU_INFERENCE_BLOCK`` frames,
         every step writes into buffers reused across blocks, and no frame is
