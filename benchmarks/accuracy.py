@@ -12,6 +12,8 @@ Authors
  * speechbrain-ast developers
 """
 
+import time
+
 import numpy as np
 import torch
 
@@ -38,7 +40,9 @@ def make_split(n_classes, per_class, duration, seed):
 
 
 def train(feats, labels, n_classes, epochs, seed, batch_size=16, **patchout):
-    """Trains a small AST from scratch; returns (lobe, head) in eval mode."""
+    """Trains a small AST from scratch; returns (lobe, head) in eval mode
+    and the training's wall time in seconds."""
+    began = time.perf_counter()
     torch.manual_seed(seed)
     lobe = AST(
         input_tdim=feats.shape[1],
@@ -62,7 +66,7 @@ def train(feats, labels, n_classes, epochs, seed, batch_size=16, **patchout):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return lobe.eval(), head.eval()
+    return (lobe.eval(), head.eval()), time.perf_counter() - began
 
 
 def accuracy(lobe, head, feats, labels):
@@ -97,15 +101,18 @@ def patchout_and_int8_accuracy(
     -------
     list of dict
         One row per seed: ``full``, ``patchout``, ``patchout_longer`` and
-        ``int8`` (the full model quantized) accuracies.
+        ``int8`` (the full model quantized) accuracies, and the training
+        wall times ``full_s``, ``patchout_s``, ``patchout_longer_s`` (the
+        runs are sequential in one process, so under the same load only
+        roughly).
 
     Example
     -------
     >>> rows = patchout_and_int8_accuracy(
     ...     n_classes=2, per_class_train=2, per_class_test=2, duration=1.0,
     ...     epochs=1, seeds=(0,), patchout_time=2, patchout_freq=1)
-    >>> sorted(rows[0])
-    ['full', 'int8', 'patchout', 'patchout_longer', 'seed']
+    >>> sorted(rows[0])[:5]
+    ['full', 'full_s', 'int8', 'patchout', 'patchout_longer']
     """
     train_x, train_y = make_split(n_classes, per_class_train, duration, 10)
     test_x, test_y = make_split(n_classes, per_class_test, duration, 20)
@@ -116,24 +123,15 @@ def patchout_and_int8_accuracy(
     train_x, test_x = norm(train_x), norm(test_x)
     rows = []
     for seed in seeds:
-        full = train(train_x, train_y, n_classes, epochs, seed)
-        dropped = train(
-            train_x,
-            train_y,
-            n_classes,
-            epochs,
-            seed,
-            patchout_time=patchout_time,
-            patchout_freq=patchout_freq,
+        full, full_s = train(train_x, train_y, n_classes, epochs, seed)
+        patchout = dict(
+            patchout_time=patchout_time, patchout_freq=patchout_freq
         )
-        dropped_longer = train(
-            train_x,
-            train_y,
-            n_classes,
-            epochs * longer,
-            seed,
-            patchout_time=patchout_time,
-            patchout_freq=patchout_freq,
+        dropped, dropped_s = train(
+            train_x, train_y, n_classes, epochs, seed, **patchout
+        )
+        longer_run, longer_s = train(
+            train_x, train_y, n_classes, epochs * longer, seed, **patchout
         )
         int8 = [quantize_int8(module) for module in full]
         rows.append(
@@ -141,8 +139,11 @@ def patchout_and_int8_accuracy(
                 "seed": seed,
                 "full": accuracy(*full, test_x, test_y),
                 "patchout": accuracy(*dropped, test_x, test_y),
-                "patchout_longer": accuracy(*dropped_longer, test_x, test_y),
+                "patchout_longer": accuracy(*longer_run, test_x, test_y),
                 "int8": accuracy(*int8, test_x, test_y),
+                "full_s": full_s,
+                "patchout_s": dropped_s,
+                "patchout_longer_s": longer_s,
             }
         )
     return rows

@@ -844,7 +844,8 @@ def bench_tag(bench):
 
 
 # ---------------------------------------------------------------------------
-# accuracy kept by patchout and int8 (not a timing: any load will do)
+# accuracy kept by patchout and int8 (training times recorded too, rough:
+# the runs follow each other in one process)
 # ---------------------------------------------------------------------------
 
 
@@ -860,10 +861,16 @@ def bench_accuracy(bench):
         "patchout_longer": f"patchout, {2 * epochs} epochs %",
         "int8": "int8 (of full) %",
     }
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in columns}
+    times = {
+        "full_s": "full s",
+        "patchout_s": f"patchout, {epochs} epochs s",
+        "patchout_longer_s": f"patchout, {2 * epochs} epochs s",
+    }
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in columns | times}
     table = [
         {"seed": row["seed"]}
         | {name: f"{100 * row[k]:.1f}" for k, name in columns.items()}
+        | {name: f"{row[k]:.1f}" for k, name in times.items()}
         for row in rows + [dict(mean, seed="mean")]
     ]
     print_table(
