@@ -23,7 +23,8 @@ tagging CLI). ``--device cuda`` runs ``latency`` and ``train`` on the GPU
 (clips/s, samples/s, model FLOPs utilisation) with ``--dtype`` autocast.
 ``--update`` reruns sections into an existing results file: their results
 replace the old ones, the command is recorded under ``runs``, the rest is
-kept. ``--tiny`` swaps AST-Base for a 64-wide 2-block model, to try the script.
+kept; with ``--plot-only`` it only redraws ``--plot`` from that file.
+``--tiny`` swaps AST-Base for a 64-wide 2-block model, to try the script.
 
 Authors
  * speechbrain-ast developers
@@ -1011,6 +1012,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--plot", metavar="PNG", help="draw the figures")
     parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="measure nothing: draw --plot from the --update file",
+    )
+    parser.add_argument(
         "--tiny", action="store_true", help="a tiny model, to try the script"
     )
     parser.add_argument(
@@ -1042,6 +1048,8 @@ def parse_args(argv=None):
         parser.error(
             f"--update {args.update}: no such file; write it first with --json"
         )
+    if args.plot_only and not (args.update and args.plot):
+        parser.error("--plot-only needs --update FILE and --plot PNG")
     if args.update and args.json:
         parser.error("use --json (a new file) or --update, not both")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -1065,6 +1073,11 @@ def update_results(path, new, command):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.plot_only:
+        with open(args.update) as handle:
+            plot(json.load(handle)["results"], args.plot)
+        print(f"plot: {args.plot} (from {args.update}, nothing measured)")
+        return
     torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 

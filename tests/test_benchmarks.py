@@ -42,6 +42,19 @@ def test_json_then_update_one_section(tmp_path):
     assert "native" not in updated["runs"]
     assert updated["machine"] == saved["machine"]
 
+    png = tmp_path / "bench.png"
+    drawn = run("--update", str(path), "--plot", str(png), "--plot-only")
+    assert drawn.returncode == 0, drawn.stderr
+    assert "nothing measured" in drawn.stdout
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(path.read_text()) == updated
+
+
+def test_plot_only_needs_a_file_and_a_plot(tmp_path):
+    result = run("--plot-only", "--plot", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert "--plot-only needs --update FILE and --plot PNG" in result.stderr
+
 
 def test_update_needs_an_existing_file(tmp_path):
     missing = tmp_path / "none.json"
