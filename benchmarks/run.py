@@ -284,14 +284,22 @@ def bench_latency(bench):
         [ours_model, hf_model, matmul], reps, device=bench.device
     )
     row = latency_row(1, "features given", a, b, flops_1, roof, reps)
-    same_round = [
-        (flops_1[0] / t_ours) / (matmul_flops / t_matmul)
-        for t_ours, t_matmul in zip(a["times"], m["times"])
-    ]
+
+    def of_matmul(model, flops):
+        """Median over the rounds of the model's GFLOP/s / the matmul's."""
+        return 100 * float(
+            np.median(
+                [
+                    (flops / t) / (matmul_flops / t_matmul)
+                    for t, t_matmul in zip(model["times"], m["times"])
+                ]
+            )
+        )
+
     round_roof = matmul_flops / m["median"] / 1e9
     row["% of matmul"] = (
-        f"{100 * float(np.median(same_round)):.0f} (same rounds; "
-        f"matmul {round_roof:.1f})"
+        f"{of_matmul(a, flops_1[0]):.0f} (same rounds; matmul "
+        f"{round_roof:.1f}; transformers {of_matmul(b, flops_1[1]):.0f})"
     )
     row["_matmul"] = m["times"]
     rows.append(row)
