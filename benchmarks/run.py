@@ -1052,10 +1052,25 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {SECTIONS}")
     args.only = only
-    if args.update and not os.path.isfile(args.update):
-        parser.error(
-            f"--update {args.update}: no such file; write it first with --json"
-        )
+    if args.update:
+        if not os.path.isfile(args.update):
+            parser.error(
+                f"--update {args.update}: no such file; write it first with "
+                "--json"
+            )
+        # checked now, not after the measurements it would be written with
+        try:
+            with open(args.update) as handle:
+                saved = json.load(handle)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            parser.error(f"--update {args.update}: cannot be read ({error})")
+        if not isinstance(saved, dict) or not isinstance(
+            saved.get("results"), dict
+        ):
+            parser.error(
+                f"--update {args.update}: not a results file written by "
+                "--json (no 'results' mapping)"
+            )
     if args.plot_only and not (args.update and args.plot):
         parser.error("--plot-only needs --update FILE and --plot PNG")
     if args.update and args.json:

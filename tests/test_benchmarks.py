@@ -61,3 +61,18 @@ def test_update_needs_an_existing_file(tmp_path):
     result = run("--only", "frontend", "--update", str(missing))
     assert result.returncode == 2
     assert f"--update {missing}: no such file" in result.stderr
+
+
+def test_update_refuses_a_file_it_did_not_write(tmp_path):
+    """Checked before measuring, so a bad file costs no run."""
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{not json")
+    result = run("--only", "frontend", "--update", str(corrupt))
+    assert result.returncode == 2
+    assert f"--update {corrupt}: cannot be read" in result.stderr
+    other = tmp_path / "other.json"
+    other.write_text("[1, 2]")
+    result = run("--only", "frontend", "--update", str(other))
+    assert result.returncode == 2
+    assert "not a results file written by --json" in result.stderr
+    assert other.read_text() == "[1, 2]"
