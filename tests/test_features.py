@@ -264,11 +264,11 @@ def test_other_windows_match_torchaudio(clips):
     ],
 )
 def test_inference_and_autograd_paths_match_torchaudio(clips, options):
-    """Without autograd the CPU path rearranges Kaldi's steps (waveform
-    pre-emphasis, rank-1 DC removal, grouped mel product, frames past a
-    clip's end skipped); with autograd it follows Kaldi's order. Both equal
-    torchaudio for each option, on a padded batch of clips of 1 s, 5 s and
-    0.3 s."""
+    """Without autograd the CPU path rearranges Kaldi's steps (pre-emphasis
+    folded into the windowing, rank-1 DC removal, grouped mel product,
+    frames past a clip's end skipped); with autograd it follows Kaldi's
+    order. Both equal torchaudio for each option, on a padded batch of clips
+    of 1 s, 5 s and 0.3 s."""
     torchaudio_names = {
         "preemphasis": "preemphasis_coefficient",
         "n_mels": "num_mel_bins",
@@ -312,6 +312,24 @@ def test_inference_path_is_exact_rearrangement(clips, options):
     graph = fbank(wavs.clone().requires_grad_(True), lengths).detach()
     assert inference.dtype == torch.float64
     assert (inference - graph).abs().max() < 1e-9
+
+
+def test_inference_path_blocks(clips, monkeypatch):
+    """Clips longer than a block go through the inference path block by
+    block, a short last block included; the result does not depend on the
+    block size (float64: equal to Kaldi's order to rounding)."""
+    import speechbrain_ast.features as features
+
+    wavs, lengths = pad_batch([clips[1], clips[0][:7000], clips[0]])
+    wavs = wavs.double()
+    fbank = KaldiFbank().double()
+    graph = fbank(wavs.clone().requires_grad_(True), lengths).detach()
+    monkeypatch.setattr(features, "_CPU_INFERENCE_BLOCK", 64)
+    with torch.no_grad():
+        blocks = fbank(wavs, lengths)
+    # 498, 42 and 98 frames: 7 full blocks and three partial ones
+    assert fbank.num_frames(lengths * wavs.shape[1]).tolist() == [498, 42, 98]
+    assert (blocks - graph).abs().max() < 1e-9
 
 
 def test_mel_groups_cover_the_filterbank():
