@@ -161,6 +161,38 @@ def test_gradients_reach_every_parameter():
         assert param.grad.abs().sum() > 0, name
 
 
+def test_inplace_gelu_changes_nothing_but_memory():
+    """The blocks' GELU overwrites the MLP's hidden activations only when no
+    gradient is needed: outputs and gradients equal those of the same lobe
+    with ``nn.GELU``, and an input that needs a gradient is left as is."""
+    import copy
+
+    from speechbrain_ast.model import InplaceGELU
+
+    torch.manual_seed(0)
+    lobe = AST(input_tdim=128, **TINY)
+    plain = copy.deepcopy(lobe)
+    for block in plain.blocks:
+        assert type(block.mlp.act) is InplaceGELU
+        block.mlp.act = torch.nn.GELU()
+    lobe.eval(), plain.eval()
+    x = torch.randn(2, 128, 128)
+    with torch.inference_mode():
+        assert torch.equal(lobe(x), plain(x))
+    with torch.no_grad():
+        assert torch.equal(lobe.forward_frames(x), plain.forward_frames(x))
+    grads = []
+    for model in (lobe, plain):
+        xg = x.clone().requires_grad_(True)
+        model(xg).square().sum().backward()
+        grads.append(xg.grad)
+    assert torch.equal(grads[0], grads[1])
+    hidden = torch.randn(4, requires_grad=True)
+    before = hidden.detach().clone()
+    out = InplaceGELU()(hidden)
+    assert torch.equal(hidden.detach(), before) and out.requires_grad
+
+
 def test_drop_path_and_dropout():
     model = AST(input_tdim=128, drop_path_rate=0.2, drop_rate=0.1, **TINY)
     # stochastic depth grows linearly over the blocks, as in timm
