@@ -81,8 +81,38 @@ TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2)
 # PaSST drops 40 of 99 time columns and 4 of 12 frequency rows on AudioSet;
 # the same fractions of ESC-50's 12 x 50 grid
 PATCHOUT_512 = dict(patchout_time=20, patchout_freq=4)
-# nominal dense peaks (TFLOP/s) for the model FLOPs utilisation on GPUs
-GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
+# nominal dense bf16/fp16 tensor-core peaks (TFLOP/s, no sparsity) for the
+# model FLOPs utilisation; the first name contained in the device's wins
+GPU_PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),  # SXM ("NVIDIA H100 80GB HBM3")
+    ("H200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+)
+
+
+def gpu_peak_tflops(name, dtype, given=None):
+    """The GPU's nominal peak for ``dtype`` ("bf16"/"fp16"), or ``given``
+    (``--peak-tflops``) when set; None when unknown, or for fp32, whose
+    peak (TF32 or not) the table does not hold.
+
+    Example
+    -------
+    >>> gpu_peak_tflops("NVIDIA H100 PCIe", "bf16")
+    756.0
+    >>> gpu_peak_tflops("NVIDIA H100 80GB HBM3", "fp16")
+    989.0
+    >>> gpu_peak_tflops("NVIDIA H100 80GB HBM3", "fp32") is None
+    True
+    """
+    if given:
+        return given
+    if dtype not in ("bf16", "fp16"):
+        return None
+    return next((v for k, v in GPU_PEAK_TFLOPS if k in name), None)
 
 
 class Bench:
@@ -682,9 +712,7 @@ def bench_train(bench):
     extra = {}
     if bench.device.type == "cuda":
         name = torch.cuda.get_device_name()
-        peak = bench.args.peak_tflops or next(
-            (v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None
-        )
+        peak = gpu_peak_tflops(name, bench.args.dtype, bench.args.peak_tflops)
         if peak:
             mfu = step_flops / a["median"] / 1e12 / peak
             rows[0]["MFU"] = f"{100 * mfu:.0f}% of {peak:g} TFLOP/s"
