@@ -76,6 +76,8 @@ SECTIONS = (
     "accuracy",
 )
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# clip lengths (s) of the latency table
+LATENCY_CLIPS = (1.0, 5.0, 10.0)
 AST_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12)
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2)
 # PaSST drops 40 of 99 time columns and 4 of 12 frequency rows on AudioSet;
@@ -278,11 +280,10 @@ def bench_latency(bench):
         count_flops(lambda: hf(input_values=feats)),
     )
     rows = []
-    durations_b8 = [float(d) for d in bench.args.durations_b8.split(",")]
     for batch in (1, 8):
         warm = 1
-        for seconds in (1.0, 5.0, 10.0):
-            if batch == 8 and seconds not in durations_b8:
+        for seconds in LATENCY_CLIPS:
+            if batch == 8 and seconds not in bench.args.durations_b8:
                 continue
             wavs = synthetic_audio(batch, seconds, seed=batch)
             reps = bench.reps(5)
@@ -1118,6 +1119,24 @@ def parse_args(argv=None):
         parser.error("use --json (a new file) or --update, not both")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU")
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    for name in ("train_batch", "peak_tflops"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            option = "--" + name.replace("_", "-")
+            parser.error(f"{option} must be positive, got {value}")
+    try:
+        durations = {float(d) for d in args.durations_b8.split(",")}
+    except ValueError:
+        durations = None
+    if not durations or not durations <= set(LATENCY_CLIPS):
+        parser.error(
+            f"--durations-b8 {args.durations_b8!r}: give some of "
+            f"{', '.join(f'{d:g}' for d in LATENCY_CLIPS)} (seconds, "
+            "comma-separated), the clip lengths the latency table measures"
+        )
+    args.durations_b8 = sorted(durations)
     return args
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "run.py"
 
@@ -76,3 +78,41 @@ def test_update_refuses_a_file_it_did_not_write(tmp_path):
     assert result.returncode == 2
     assert "not a results file written by --json" in result.stderr
     assert other.read_text() == "[1, 2]"
+
+
+def _parse_args():
+    """The script's argument parser, loaded in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parse_args
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--train-batch", "0"], "--train-batch must be positive, got 0"),
+        (["--peak-tflops", "-1"], "--peak-tflops must be positive"),
+        (["--durations-b8", "x"], "--durations-b8 'x': give some of 1, 5, 10"),
+        (["--durations-b8", "3"], "--durations-b8 '3': give some of 1, 5, 10"),
+        (["--durations-b8", ""], "--durations-b8 '': give some of 1, 5, 10"),
+    ],
+)
+def test_bad_options_are_usage_errors(args, message, capsys):
+    """A value the script cannot use stops it before any measurement, with
+    the option and the accepted values named (a batch-8 length outside the
+    latency table would otherwise be skipped silently)."""
+    parse_args = _parse_args()
+    with pytest.raises(SystemExit) as stop:
+        parse_args(args)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_durations_b8_parsed():
+    parse_args = _parse_args()
+    assert parse_args(["--durations-b8", "10,1"]).durations_b8 == [1.0, 10.0]
+    assert parse_args([]).durations_b8 == [1.0, 5.0, 10.0]
