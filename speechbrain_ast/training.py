@@ -120,8 +120,18 @@ def resolve_hparams_file(path, recipe_dir):
     )
 
 
+# devices with PyTorch's fused Adam kernel for every floating dtype we train in
+_FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
 def make_optimizer(params, lr, weight_decay=5e-7, betas=(0.95, 0.999)):
     """The paper's optimiser: Adam, betas (0.95, 0.999), weight decay 5e-7.
+
+    It is PyTorch's fused Adam (one kernel for all parameters) when every
+    parameter is a floating-point tensor on the CPU or a CUDA GPU: the same
+    update to float rounding, and on the CPU several times faster than the
+    default per-parameter loop (AST-Base: ~0.1 s instead of 0.4-0.8 s per
+    step, a one-off timing on 2 cores). Elsewhere it is the default Adam.
 
     Arguments
     ---------
@@ -141,9 +151,37 @@ def make_optimizer(params, lr, weight_decay=5e-7, betas=(0.95, 0.999)):
     >>> opt = make_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1e-5)
     >>> opt.defaults["betas"], opt.defaults["weight_decay"]
     ((0.95, 0.999), 5e-07)
+    >>> opt.defaults["fused"]
+    True
     """
+
+    def as_list(group_params):
+        if isinstance(group_params, torch.Tensor):
+            return [group_params]
+        return list(group_params)
+
+    # parameter groups' iterables are read here, so materialise them once
+    params = [
+        dict(item, params=as_list(item["params"]))
+        if isinstance(item, dict)
+        else item
+        for item in as_list(params)
+    ]
+    tensors = [
+        p
+        for item in params
+        for p in (item["params"] if isinstance(item, dict) else [item])
+    ]
+    fused = bool(tensors) and all(
+        p.is_floating_point() and p.device.type in _FUSED_ADAM_DEVICES
+        for p in tensors
+    )
     return torch.optim.Adam(
-        params, lr=lr, weight_decay=weight_decay, betas=tuple(betas)
+        params,
+        lr=lr,
+        weight_decay=weight_decay,
+        betas=tuple(betas),
+        fused=fused or None,
     )
 
 
