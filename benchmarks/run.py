@@ -684,20 +684,31 @@ def train_batch(bench):
     return 32 if bench.device.type == "cuda" else 2
 
 
-def bench_train(bench):
-    batch = train_batch(bench)
-    lobe, head = bench.ours(512, 50)
-    hf = bench.hf_model(512, 50)
-    lobe.train(), head.train(), hf.train()
-    feats = torch.randn(batch, 512, 128, device=bench.device)
-    labels = torch.randint(0, 50, (batch,), device=bench.device)
-    ours = train_step_fn(
+def our_train_step(
+    bench, feats, labels, optimizer_fn=make_optimizer, **lobe_kwargs
+):
+    """A fresh copy of our ESC-50-sized model (512 frames, 50 classes) in
+    train mode and its training step; returns ``(step, lobe, head)``."""
+    lobe, head = bench.ours(512, 50, **lobe_kwargs)
+    lobe.train(), head.train()
+    step = train_step_fn(
         bench,
         lambda x: head(lobe(x)),
         list(lobe.parameters()) + list(head.parameters()),
         feats,
         labels,
+        optimizer_fn,
     )
+    return step, lobe, head
+
+
+def bench_train(bench):
+    batch = train_batch(bench)
+    hf = bench.hf_model(512, 50)
+    hf.train()
+    feats = torch.randn(batch, 512, 128, device=bench.device)
+    labels = torch.randint(0, 50, (batch,), device=bench.device)
+    ours, lobe, head = our_train_step(bench, feats, labels)
     theirs = train_step_fn(
         bench,
         lambda x: hf(input_values=x).logits,
@@ -707,16 +718,7 @@ def bench_train(bench):
     )
     # ours again, with torch.optim.Adam as it comes: what the fused kernel
     # of the recipes' optimiser saves per step (a copy, its own state)
-    loop_lobe, loop_head = bench.ours(512, 50)
-    loop_lobe.train(), loop_head.train()
-    ours_default_adam = train_step_fn(
-        bench,
-        lambda x: loop_head(loop_lobe(x)),
-        list(loop_lobe.parameters()) + list(loop_head.parameters()),
-        feats,
-        labels,
-        optimizer_fn=default_adam,
-    )
+    ours_default_adam = our_train_step(bench, feats, labels, default_adam)[0]
     reps = bench.reps(5 if bench.device.type == "cpu" else 10)
     a, b, c = alternate(
         [ours, theirs, ours_default_adam], reps, device=bench.device
@@ -770,24 +772,12 @@ def bench_train(bench):
 
 def bench_patchout(bench):
     batch = train_batch(bench)
-    full_lobe, full_head = bench.ours(512, 50)
-    po_lobe, po_head = bench.ours(512, 50, **PATCHOUT_512)
     feats = torch.randn(batch, 512, 128, device=bench.device)
     labels = torch.randint(0, 50, (batch,), device=bench.device)
-    steps = []
-    for lobe, head in ((po_lobe, po_head), (full_lobe, full_head)):
-        lobe.train(), head.train()
-        steps.append(
-            train_step_fn(
-                bench,
-                lambda x, lobe=lobe, head=head: head(lobe(x)),
-                list(lobe.parameters()) + list(head.parameters()),
-                feats,
-                labels,
-            )
-        )
+    patchout_step = our_train_step(bench, feats, labels, **PATCHOUT_512)[0]
+    full_step, full_lobe, _ = our_train_step(bench, feats, labels)
     reps = bench.reps(3 if bench.device.type == "cpu" else 10)
-    a, b = bench.compare(steps[0], steps[1], reps)
+    a, b = bench.compare(patchout_step, full_step, reps)
     f_dim, t_dim = full_lobe.patch_grid
     kept = (f_dim - PATCHOUT_512["patchout_freq"]) * (
         t_dim - PATCHOUT_512["patchout_time"]
