@@ -245,6 +245,20 @@ def paired_ratio(ours, theirs):
     return float(np.median(pairs))
 
 
+def logit_agreement(got, want):
+    """Min cosine similarity over the clips' logits, and the fraction of
+    clips with the same top-1 class.
+
+    Example
+    -------
+    >>> logit_agreement(torch.eye(2), torch.eye(2) * 3)
+    (1.0, 1.0)
+    """
+    cos = torch.nn.functional.cosine_similarity(got, want).min().item()
+    top1 = (got.argmax(1) == want.argmax(1)).float().mean().item()
+    return cos, top1
+
+
 def latency_row(batch, clip, ours, theirs, flops, roof, reps):
     """One row of the latency table (times per clip, ratio, GFLOP/s);
     ``flops`` = (ours, transformers) per clip, what each executes."""
@@ -455,16 +469,17 @@ def bench_frontend(bench):
     a, b = bench.compare(ours, loop, reps)
     c = bench.run(hf, bench.reps(5, 2))
     reference = torch.stack(loop())
-    diff = (ours().cpu() - reference).abs().max().item()
+    feats = ours().cpu()
+    diff = (feats - reference).abs().max().item()
     # bins near Kaldi's log floor (energy ~1e-7 of a tone's leakage) are
     # ill-conditioned in float32: torchaudio differs from itself run in
     # float64 there; report that, and the difference on the other bins
     exact = torch.stack([f.to(torch.float64) for f in loop_fp64(wavs)])
     own_rounding = (reference.double() - exact).abs().max().item()
-    ours_rounding = (ours().cpu().double() - exact).abs().max().item()
+    ours_rounding = (feats.double() - exact).abs().max().item()
     # bins within 60 dB (a factor 1e6, 13.8 in log) of their frame's peak
     audible = exact > exact.amax(-1, keepdim=True) - 13.8
-    diff_audible = (ours().cpu().double() - exact)[audible].abs().max().item()
+    diff_audible = (feats.double() - exact)[audible].abs().max().item()
     ref_audible = (reference.double() - exact)[audible].abs().max().item()
     rows = [
         {
@@ -528,8 +543,7 @@ def bench_native(bench):
     with torch.inference_mode():
         got, ref = native(clips).float(), padded(clips).float()
         want = theirs(clips).float()
-    cos = torch.nn.functional.cosine_similarity(got, ref).min().item()
-    top1 = (got.argmax(1) == ref.argmax(1)).float().mean().item()
+    cos, top1 = logit_agreement(got, ref)
     same = (ref - want).abs().max().item()
     rows = [
         {
@@ -603,8 +617,7 @@ def bench_int8(bench):
         want = hf(input_values=x).logits
         got = qhead(qlobe(x))
         fp32 = head(lobe(x))
-    cos = torch.nn.functional.cosine_similarity(got, want).min().item()
-    top1 = (got.argmax(1) == want.argmax(1)).float().mean().item()
+    cos, top1 = logit_agreement(got, want)
     fp32_diff = (fp32 - want).abs().max().item()
     rows = [
         {
