@@ -30,14 +30,21 @@ from speechbrain_ast.model import AST  # noqa: E402
 
 
 def load_revision(rev):
-    """The ``speechbrain_ast.model`` module as it was at ``rev``."""
-    source = subprocess.run(
+    """The ``speechbrain_ast.model`` module as it was at ``rev``; a
+    ``ValueError`` naming the revision when git cannot show that file."""
+    shown = subprocess.run(
         ["git", "show", f"{rev}:speechbrain_ast/model.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    if shown.returncode != 0:
+        raise ValueError(
+            f"git cannot show speechbrain_ast/model.py at {rev!r} "
+            f"({shown.stderr.strip()}): give a commit of this repository "
+            "that has it."
+        )
+    source = shown.stdout
     module = types.ModuleType(f"model_at_{rev}")
     exec(
         compile(source, f"{rev}:speechbrain_ast/model.py", "exec"), vars(module)
@@ -51,11 +58,17 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    try:
+        before_module = load_revision(args.rev)
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
     print(machine())
     torch.manual_seed(0)
     after = AST().eval()
-    before = load_revision(args.rev).AST().eval()
+    before = before_module.AST().eval()
     before.load_state_dict(after.state_dict())
     reps = 1 if args.quick else 5
     print("\n| input | before ms | after ms | after/before | max abs diff |")

@@ -116,3 +116,22 @@ def test_durations_b8_parsed():
     parse_args = _parse_args()
     assert parse_args(["--durations-b8", "10,1"]).durations_b8 == [1.0, 10.0]
     assert parse_args([]).durations_b8 == [1.0, 5.0, 10.0]
+
+
+def test_before_after_bad_revision_is_a_usage_error(capsys):
+    """benchmarks/before_after.py names a revision git cannot show, before
+    building any model."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "before_after.py"
+    spec = importlib.util.spec_from_file_location("before_after", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for args, message in (
+        (["--rev", "no-such-revision"], "git cannot show"),
+        (["--rev", "HEAD", "--threads", "0"], "--threads must be at least 1"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            module.main(args)
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err
