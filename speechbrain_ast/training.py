@@ -160,18 +160,14 @@ def make_optimizer(params, lr, weight_decay=5e-7, betas=(0.95, 0.999)):
             return [group_params]
         return list(group_params)
 
-    # parameter groups' iterables are read here, so materialise them once
-    params = [
-        dict(item, params=as_list(item["params"]))
-        if isinstance(item, dict)
-        else item
-        for item in as_list(params)
-    ]
-    tensors = [
-        p
-        for item in params
-        for p in (item["params"] if isinstance(item, dict) else [item])
-    ]
+    # read here, so materialised once: parameter groups (dicts) or one
+    # group of plain parameters, as torch.optim takes them
+    params = as_list(params)
+    if params and isinstance(params[0], dict):
+        params = [dict(g, params=as_list(g["params"])) for g in params]
+        tensors = [p for group in params for p in group["params"]]
+    else:
+        tensors = params
     fused = bool(tensors) and all(
         p.is_floating_point() and p.device.type in _FUSED_ADAM_DEVICES
         for p in tensors
