@@ -19,8 +19,10 @@ Sections, in order: ``latency`` (inference per clip and the matmul roof),
 (dynamic quantization vs fp32 transformers), ``train`` (one ESC-50 step),
 ``patchout`` (a training step with PaSST's patchout vs full), ``compile``
 (``torch.compile`` of the lobe), ``tag`` (a 10-minute file through the
-tagging CLI). ``--device cuda`` runs ``latency`` and ``train`` on the GPU
-(clips/s, samples/s, model FLOPs utilisation) with ``--dtype`` autocast.
+tagging CLI), ``accuracy`` (patchout and int8 accuracy along training
+curves, ``benchmarks/accuracy.py``). ``--device cuda`` runs ``latency``
+and ``train`` on the GPU (clips/s, samples/s, model FLOPs utilisation)
+with ``--dtype`` autocast.
 ``--update`` reruns sections into an existing results file: their results
 replace the old ones, the command is recorded under ``runs``, the rest is
 kept; with ``--plot-only`` it only redraws ``--plot`` from that file.
@@ -825,44 +827,77 @@ def bench_patchout(bench):
 
 
 def bench_compile(bench):
+    import torch._inductor.config as inductor_config
+
     lobe, head = bench.ours()
     feats = torch.randn(1, 1024, 128, device=bench.device)
-    try:
-        compiled = torch.compile(lobe)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            compiled(feats)
-        compile_s = time.perf_counter() - start
-    except Exception as error:  # report, do not hide, a failing compiler
-        print(f"\ntorch.compile failed: {type(error).__name__}: {error}")
-        bench.record("compile", [], error=str(error))
-        return
+    compiled, compile_s = {}, {}
+    # default inductor, and with freezing: the weights become constants of
+    # the graph, so inductor may fold them and pre-pack them for its GEMMs
+    # (inference only; it is applied when the graph is built, on the first
+    # call)
+    for name, freezing in (("default", False), ("frozen", True)):
+        try:
+            with inductor_config.patch(freezing=freezing):
+                torch._dynamo.reset()
+                compiled[name] = torch.compile(lobe)
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    compiled[name](feats)
+                compile_s[name] = time.perf_counter() - start
+        except Exception as error:  # report, do not hide, a failing compiler
+            print(
+                f"\ntorch.compile ({name}) failed: "
+                f"{type(error).__name__}: {error}"
+            )
+            bench.record("compile", [], error=f"{name}: {error}")
+            return
 
-    def eager():
-        with torch.inference_mode():
-            lobe(feats)
+    def timed(module):
+        def run():
+            with torch.inference_mode():
+                module(feats)
 
-    def fast():
-        with torch.inference_mode():
-            compiled(feats)
+        return run
 
-    reps = bench.reps(3)
-    a, b = bench.compare(fast, eager, reps)
+    reps = bench.reps(7, 1)
+    a, f, b = alternate(
+        [timed(compiled["default"]), timed(compiled["frozen"]), timed(lobe)],
+        reps,
+        device=bench.device,
+    )
     with torch.inference_mode():
-        diff = (compiled(feats) - lobe(feats)).abs().max().item()
+        want = lobe(feats)
+        diff = {
+            k: (m(feats) - want).abs().max().item() for k, m in compiled.items()
+        }
     rows = [
         {
-            "what": "torch.compile(lobe), 1024 frames, batch 1",
-            "ms": ms(a["median"]),
-            "compiled/eager": f"{a['median'] / b['median']:.3f}",
-            "max abs diff": f"{diff:.1e}",
-        },
-        {"what": "eager lobe", "ms": ms(b["median"]), "compiled/eager": "1"},
+            "what": f"torch.compile(lobe){extra}, 1024 frames, batch 1",
+            "ms": ms(t["median"]),
+            "compiled/eager": f"{t['median'] / b['median']:.3f}",
+            "paired": f"{paired_ratio(t, b):.3f}",
+            "max abs diff": f"{diff[name]:.1e}",
+            "first call s": f"{compile_s[name]:.1f}",
+            "_times": t["times"],
+        }
+        for name, extra, t in (
+            ("default", "", a),
+            ("frozen", ", inductor freezing=True", f),
+        )
+    ] + [
+        {
+            "what": "eager lobe",
+            "ms": ms(b["median"]),
+            "compiled/eager": "1",
+            "paired": "1",
+            "_times": b["times"],
+        }
     ]
     print_table(
-        f"torch.compile (inductor, {bench.device.type}); first call "
-        f"(compilation) {compile_s:.1f} s",
-        list(rows[0]),
+        f"torch.compile (inductor, {bench.device.type}); first call = "
+        "compilation; compiled, frozen and eager in turns",
+        [k for k in rows[0] if not k.startswith("_")],
         rows,
     )
     bench.record("compile", rows, compile_s=compile_s)
@@ -961,34 +996,53 @@ def bench_accuracy(bench):
     from benchmarks.accuracy import patchout_and_int8_accuracy
 
     seeds = (0,) if bench.args.quick else (0, 1, 2)
-    epochs = 5 if bench.args.quick else 25
-    rows = patchout_and_int8_accuracy(seeds=seeds, epochs=epochs)
-    columns = {
-        "full": "full %",
-        "patchout": f"patchout, {epochs} epochs %",
-        "patchout_longer": f"patchout, {2 * epochs} epochs %",
-        "int8": "int8 (of full) %",
+    checkpoints = (2, 4) if bench.args.quick else (25, 50, 100)
+    rows = patchout_and_int8_accuracy(seeds=seeds, checkpoints=checkpoints)
+    keys = ("full", "patchout", "int8", "full_s", "patchout_s")
+    mean = {
+        epochs: {
+            k: float(np.mean([r[k] for r in rows if r["epochs"] == epochs]))
+            for k in keys
+        }
+        for epochs in checkpoints
     }
-    times = {
-        "full_s": "full s",
-        "patchout_s": f"patchout, {epochs} epochs s",
-        "patchout_longer_s": f"patchout, {2 * epochs} epochs s",
-    }
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in columns | times}
-    table = [
-        {"seed": row["seed"]}
-        | {name: f"{100 * row[k]:.1f}" for k, name in columns.items()}
-        | {name: f"{row[k]:.1f}" for k, name in times.items()}
-        for row in rows + [dict(mean, seed="mean")]
-    ]
+    table = []
+    for epochs in checkpoints:
+        ordered = [r for r in rows if r["epochs"] == epochs]
+        for row in ordered + [dict(mean[epochs], seed="mean")]:
+            table.append(
+                {
+                    "epochs": epochs,
+                    "seed": row["seed"],
+                    "full %": f"{100 * row['full']:.1f}",
+                    "patchout %": f"{100 * row['patchout']:.1f}",
+                    "patchout - full": (
+                        f"{100 * (row['patchout'] - row['full']):+.1f}"
+                    ),
+                    "int8 of full %": f"{100 * row['int8']:.1f}",
+                    "full s": f"{row['full_s']:.1f}",
+                    "patchout s": f"{row['patchout_s']:.1f}",
+                }
+            )
     print_table(
         "Accuracy kept: 10 synthetic classes, 3 s clips, 240 train / 200 "
-        f"test, AST 64 wide x 2 blocks from scratch, full {epochs} epochs; "
-        "patchout t=11 of 28, f=4 of 12",
+        "test, AST 64 wide x 2 blocks from scratch, both tested after "
+        f"{', '.join(map(str, checkpoints))} epochs (training seconds so "
+        "far); patchout t=11 of 28, f=4 of 12",
         list(table[0]),
         table,
     )
-    bench.record("accuracy", table, mean=mean)
+    # about equal training time: patchout for twice full training's epochs
+    for epochs in checkpoints:
+        if 2 * epochs in mean:
+            full, longer = mean[epochs], mean[2 * epochs]
+            print(
+                f"about equal time: patchout {2 * epochs} epochs "
+                f"{100 * longer['patchout']:.1f} % in "
+                f"{longer['patchout_s']:.1f} s vs full {epochs} epochs "
+                f"{100 * full['full']:.1f} % in {full['full_s']:.1f} s"
+            )
+    bench.record("accuracy", table, mean={str(e): m for e, m in mean.items()})
 
 
 # ---------------------------------------------------------------------------
