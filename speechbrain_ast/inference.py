@@ -105,7 +105,7 @@ class ASTAudioClassifier(EncoderClassifier):
         from speechbrain_ast.quantize import quantize_int8
 
         for name in ("embedding_model", "classifier"):
-            quantize_int8(self.mods[name], inplace=True)
+            self.mods[name] = quantize_int8(self.mods[name], inplace=True)
         return self
 
     @property

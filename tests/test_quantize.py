@@ -12,7 +12,11 @@ from scripts.synthetic.signals import synthetic_audio
 from speechbrain_ast.features import FixedNormalization, KaldiFbank
 from speechbrain_ast.model import AST, ASTHead
 from speechbrain_ast.pretrained import build_from_checkpoint
-from speechbrain_ast.quantize import count_quantized, quantize_int8
+from speechbrain_ast.quantize import (
+    _choose_engine,
+    count_quantized,
+    quantize_int8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,12 @@ def test_linear_layers_quantized_rest_kept():
         assert qhead(qlobe(torch.randn(2, 98, 128))).shape == (2, 5)
     same = quantize_int8(lobe, inplace=True)
     assert same is lobe and count_quantized(lobe) == 12
+    # a bare Linear too (torch's quantize_dynamic swaps children only)
+    linear = nn.Linear(8, 3)
+    qlinear = quantize_int8(linear)
+    assert count_quantized(qlinear) == 1 and isinstance(linear, nn.Linear)
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(qlinear(x), linear(x), atol=0.05, rtol=0)
 
 
 @pytest.mark.parametrize("per_channel", [True, False])
@@ -72,6 +82,37 @@ def test_logits_agree_with_transformers_fp32(hf_folder, per_channel):
     assert (got - want).abs().max() > 0  # it did quantize
 
 
+ENGINES = [e for e in torch.backends.quantized.supported_engines if e != "none"]
+
+
+@pytest.mark.skipif(
+    not {"onednn", "x86"} <= set(ENGINES), reason="needs oneDNN and x86"
+)
+def test_onednn_default_gives_fbgemm_outputs():
+    """Packed for oneDNN (the default where available) or for PyTorch's x86
+    engine (fbgemm), the int8 layers compute the same int32 sums: equal
+    outputs to float32 rounding, whichever engine is current when they
+    run; the global engine is left as it was."""
+    torch.manual_seed(0)
+    lobe = AST(input_tdim=128, embed_dim=64, depth=2, num_heads=2).eval()
+    feats = torch.randn(3, 128, 128) * 2
+    before = torch.backends.quantized.engine
+    default = quantize_int8(lobe)
+    assert torch.backends.quantized.engine == before
+    assert _choose_engine(None) == "onednn"
+    fbgemm = quantize_int8(lobe, engine="x86")
+    with torch.no_grad():
+        a, b = default(feats), fbgemm(feats)
+        torch.backends.quantized.engine = "onednn"
+        try:
+            c = fbgemm(feats)
+        finally:
+            torch.backends.quantized.engine = before
+    assert (a - lobe(feats)).abs().max() > 0  # it did quantize
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b, c, rtol=0, atol=0)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="torch.nn.Module, got dict"):
         quantize_int8({})
@@ -79,3 +120,7 @@ def test_errors():
     lobe.to("meta")
     with pytest.raises(ValueError, match=r"CPU modules only.*\['meta'\]"):
         quantize_int8(lobe)
+    before = torch.backends.quantized.engine
+    with pytest.raises(ValueError, match="engine 'fast' is not available"):
+        quantize_int8(nn.Linear(4, 4), engine="fast")
+    assert torch.backends.quantized.engine == before
