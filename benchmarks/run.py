@@ -585,30 +585,36 @@ def bench_int8(bench):
     if bench.device.type != "cpu":
         print("\n(int8 dynamic quantization is CPU-only: skipped)")
         return
-    from speechbrain_ast.quantize import quantize_int8
+    from speechbrain_ast.quantize import _choose_engine, quantize_int8
 
     lobe, head = bench.ours()
     hf = bench.hf_model()
     start = time.perf_counter()
     qlobe, qhead = quantize_int8(lobe), quantize_int8(head)
     quantize_s = time.perf_counter() - start
+    engine = _choose_engine(None)
+    # the same layers packed for PyTorch's default x86 engine (fbgemm's
+    # kernels), when the default above is another one
+    fbgemm = None
+    if engine != "x86" and "x86" in torch.backends.quantized.supported_engines:
+        fbgemm = [quantize_int8(m, engine="x86") for m in (lobe, head)]
     feats = torch.randn(1, 1024, 128)
 
-    def ours_int8():
-        with torch.inference_mode():
-            qhead(qlobe(feats))
+    def timed(lobe_, head_):
+        def run():
+            with torch.inference_mode():
+                head_(lobe_(feats))
+
+        return run
 
     def hf_fp32():
         with torch.inference_mode():
             hf(input_values=feats)
 
-    def ours_fp32():
-        with torch.inference_mode():
-            head(lobe(feats))
-
     reps = bench.reps(5, 2)
-    a, b, c = alternate(
-        [ours_int8, hf_fp32, ours_fp32], reps, device=bench.device
+    fns = [timed(qlobe, qhead), hf_fp32, timed(lobe, head)]
+    a, b, c, *d = alternate(
+        fns + ([timed(*fbgemm)] if fbgemm else []), reps, device=bench.device
     )
     # logit agreement on real-looking input through the real frontend
     clips = synthetic_audio(2 if bench.args.quick else 4, 10.0, seed=7)
@@ -621,29 +627,23 @@ def bench_int8(bench):
         fp32 = head(lobe(x))
     cos, top1 = logit_agreement(got, want)
     fp32_diff = (fp32 - want).abs().max().item()
+
+    def row(what, t):
+        return {
+            "what": what,
+            "ms": ms(t["median"]),
+            "speed-up vs transformers fp32": f"{b['median'] / t['median']:.2f}",
+            "paired": f"{1 / paired_ratio(t, b):.2f}",
+            "_times": t["times"],
+        }
+
     rows = [
-        {
-            "what": "ours int8 (dynamic, per-channel), 10 s clip",
-            "ms": ms(a["median"]),
-            "speed-up vs transformers fp32": f"{b['median'] / a['median']:.2f}",
-            "paired": f"{1 / paired_ratio(a, b):.2f}",
-            "_times": a["times"],
-        },
-        {
-            "what": "transformers fp32, 10 s clip",
-            "ms": ms(b["median"]),
-            "speed-up vs transformers fp32": "1.00",
-            "paired": "1.00",
-            "_times": b["times"],
-        },
-        {
-            "what": "ours fp32, 10 s clip",
-            "ms": ms(c["median"]),
-            "speed-up vs transformers fp32": f"{b['median'] / c['median']:.2f}",
-            "paired": f"{1 / paired_ratio(c, b):.2f}",
-            "_times": c["times"],
-        },
+        row(f"ours int8 (dynamic, per-channel, {engine}), 10 s clip", a),
+        row("transformers fp32, 10 s clip", b),
+        row("ours fp32, 10 s clip", c),
     ]
+    if fbgemm:
+        rows.append(row("ours int8 packed for the x86 engine (fbgemm)", d[0]))
     header = ["what", "ms", "speed-up vs transformers fp32", "paired"]
     print_table(
         f"3. int8 dynamic quantization, batch 1 ({reps} rounds)", header, rows
