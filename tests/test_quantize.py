@@ -113,6 +113,25 @@ def test_onednn_default_gives_fbgemm_outputs():
     torch.testing.assert_close(b, c, rtol=0, atol=0)
 
 
+def test_engine_choice_without_onednn(monkeypatch):
+    """Where PyTorch has no oneDNN (e.g. ARM: qnnpack), the current engine
+    is used; with no engine at all, a ValueError says so."""
+    from types import SimpleNamespace
+
+    def engines(supported, current):
+        backend = SimpleNamespace(supported_engines=supported, engine=current)
+        monkeypatch.setattr(torch.backends, "quantized", backend)
+
+    engines(["qnnpack", "none"], "qnnpack")
+    assert _choose_engine(None) == "qnnpack"
+    engines(["qnnpack", "fbgemm", "none"], "none")
+    assert _choose_engine(None) == "qnnpack"
+    assert _choose_engine("fbgemm") == "fbgemm"
+    engines(["none"], "none")
+    with pytest.raises(ValueError, match="no quantized CPU engine"):
+        _choose_engine(None)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="torch.nn.Module, got dict"):
         quantize_int8({})
