@@ -80,14 +80,38 @@ def test_update_refuses_a_file_it_did_not_write(tmp_path):
     assert other.read_text() == "[1, 2]"
 
 
-def _parse_args():
-    """The script's argument parser, loaded in this process."""
+def _load_script():
+    """benchmarks/run.py as a module, loaded in this process."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_run", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.parse_args
+    return module
+
+
+def _parse_args():
+    """The script's argument parser, loaded in this process."""
+    return _load_script().parse_args
+
+
+def test_gpu_inference_section_runs_on_cpu(monkeypatch):
+    """No GPU has been lent to this project, so the GPU inference section
+    has never run on one: its code is run here on the CPU (tiny model,
+    the 8192^3 matmul roof stubbed) so that at least its Python, autocast
+    and table are exercised before a GPU session relies on it (bf16
+    autocast, as on a GPU)."""
+    module = _load_script()
+    monkeypatch.setattr(module, "matmul_gflops", lambda *a, **k: 1.0)
+    bench = module.Bench(
+        module.parse_args(["--tiny", "--quick", "--dtype", "bf16"])
+    )
+    module.bench_latency_gpu(bench)
+    rows = bench.results["latency_gpu"]["rows"]
+    assert [row["batch"] for row in rows] == [1, 8, 32]
+    for row in rows:
+        assert float(row["ours clips/s"]) > 0
+        assert float(row["transformers clips/s"]) > 0
 
 
 @pytest.mark.parametrize(
