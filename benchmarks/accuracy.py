@@ -67,6 +67,10 @@ def train_curve(data, n_classes, checkpoints, seed, batch_size=16, **patchout):
     """
     train_x, train_y, test_x, test_y = data
     checkpoints = sorted(set(checkpoints))
+    if not checkpoints or checkpoints[0] < 1:
+        raise ValueError(
+            f"checkpoints must be epoch counts >= 1, got {checkpoints}"
+        )
     torch.manual_seed(seed)
     lobe = AST(
         input_tdim=train_x.shape[1],
