@@ -40,7 +40,15 @@ def make_split(n_classes, per_class, duration, seed):
     return feats, torch.tensor(labels)
 
 
-def train_curve(data, n_classes, checkpoints, seed, batch_size=16, **patchout):
+def train_curve(
+    data,
+    n_classes,
+    checkpoints,
+    seed,
+    batch_size=16,
+    size=(64, 2, 2),
+    **patchout,
+):
     """Trains a small AST from scratch for ``max(checkpoints)`` epochs and
     tests it after each epoch count in ``checkpoints``.
 
@@ -56,6 +64,8 @@ def train_curve(data, n_classes, checkpoints, seed, batch_size=16, **patchout):
         Seeds the initialisation and the batch order.
     batch_size : int
         Clips per optimiser step.
+    size : tuple of int
+        ``(embed_dim, depth, num_heads)`` of the AST.
     **patchout
         ``patchout_time`` / ``patchout_freq`` for :class:`AST`.
 
@@ -71,15 +81,16 @@ def train_curve(data, n_classes, checkpoints, seed, batch_size=16, **patchout):
         raise ValueError(
             f"checkpoints must be epoch counts >= 1, got {checkpoints}"
         )
+    embed_dim, depth, num_heads = size
     torch.manual_seed(seed)
     lobe = AST(
         input_tdim=train_x.shape[1],
-        embed_dim=64,
-        depth=2,
-        num_heads=2,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
         **patchout,
     )
-    head = ASTHead(64, n_classes)
+    head = ASTHead(embed_dim, n_classes)
     params = list(lobe.parameters()) + list(head.parameters())
     optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.95, 0.999))
     generator = torch.Generator().manual_seed(seed)
