@@ -12,7 +12,10 @@ oneDNN's are used where this PyTorch has them: on a 2-core AVX2 CPU (no
 VNNI) AST-Base took 10 % less time with them than with fbgemm's (which
 PyTorch's default ``x86`` engine uses for these layers; see
 ``docs/benchmarks.md``), with the same outputs to float32 rounding, as
-both accumulate the same int8 products exactly in int32.
+both accumulate the same int8 products exactly in int32. A copy of a
+quantized module (``copy.deepcopy``, pickling) is packed again for the
+engine current at that moment (fbgemm's by default): quantize the float
+model again rather than copying the int8 one.
 
 Authors
  * speechbrain-ast developers
