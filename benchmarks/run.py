@@ -12,6 +12,7 @@ both alike.
     python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--device cpu]
         [--dtype fp32|bf16|fp16] [--threads 2] [--json out.json]
         [--update docs/benchmarks.json] [--plot docs/benchmarks.png] [--tiny]
+        [--compile]
 
 Sections, in order: ``latency`` (inference per clip and the matmul roof),
 ``frontend`` (batched fbank vs a per-clip torchaudio loop), ``native``
@@ -20,9 +21,11 @@ Sections, in order: ``latency`` (inference per clip and the matmul roof),
 ``patchout`` (a training step with PaSST's patchout vs full), ``compile``
 (``torch.compile`` of the lobe), ``tag`` (a 10-minute file through the
 tagging CLI), ``accuracy`` (patchout and int8 accuracy along training
-curves, ``benchmarks/accuracy.py``). ``--device cuda`` runs ``latency``
-and ``train`` on the GPU (clips/s, samples/s, model FLOPs utilisation)
-with ``--dtype`` autocast.
+curves, ``benchmarks/accuracy.py``). ``--device cuda`` runs ``latency``,
+``train``, ``patchout``, ``frontend`` and ``native`` on the GPU (clips/s,
+samples/s, model FLOPs utilisation) with ``--dtype`` autocast;
+``--compile`` puts both models through ``torch.compile`` in the GPU
+inference, training and patchout sections.
 ``--update`` reruns sections into an existing results file: their results
 replace the old ones, the command is recorded under ``runs``, the rest is
 kept; with ``--plot-only`` it only redraws ``--plot`` from that file.
@@ -387,17 +390,18 @@ def bench_latency_gpu(bench):
     roof = matmul_gflops(bench.device, dtype=dtype, size=8192, reps=10)
     one = torch.randn(1, 1024, 128, device=bench.device)
     flops_1 = count_flops(lambda: head(lobe(one)))
+    run_lobe, run_hf = maybe_compiled(bench, lobe), maybe_compiled(bench, hf)
     rows = []
     for batch in (1, 8, 32):
         feats = torch.randn(batch, 1024, 128, device=bench.device)
 
         def ours_model(f=feats):
             with torch.inference_mode(), bench.autocast():
-                head(lobe(f))
+                head(run_lobe(f))
 
         def hf_model(f=feats):
             with torch.inference_mode(), bench.autocast():
-                hf(input_values=f)
+                run_hf(input_values=f)
 
         a, b = bench.compare(ours_model, hf_model, bench.reps(20, 3), 3)
         utilisation = batch * flops_1 / a["median"] / 1e9 / roof
@@ -412,7 +416,8 @@ def bench_latency_gpu(bench):
         )
     print_table(
         f"GPU inference ({machine(bench.device).get('gpu')}, "
-        f"{bench.args.dtype}), 1024 frames, features given; "
+        f"{bench.args.dtype}{', compiled' if bench.args.compile else ''}), "
+        "1024 frames, features given; "
         f"{bench.args.dtype} matmul 8192^3: {roof / 1000:.0f} TFLOP/s",
         list(rows[0]),
         rows,
@@ -670,6 +675,18 @@ def default_adam(params, lr):
     )
 
 
+def warmup_calls(bench):
+    """Untimed calls before timing: with ``--compile`` the first builds the
+    graphs and the second may still build the backward's or recompile."""
+    return 2 if bench.args.compile else 1
+
+
+def maybe_compiled(bench, module):
+    """``module`` through ``torch.compile`` when ``--compile`` was given
+    (it shares the module's parameters), else ``module`` itself."""
+    return torch.compile(module) if bench.args.compile else module
+
+
 def train_step_fn(
     bench, model_fn, params, feats, labels, optimizer_fn=make_optimizer
 ):
@@ -706,9 +723,10 @@ def our_train_step(
     train mode and its training step; returns ``(step, lobe, head)``."""
     lobe, head = bench.ours(512, 50, **lobe_kwargs)
     lobe.train(), head.train()
+    run_lobe = maybe_compiled(bench, lobe)
     step = train_step_fn(
         bench,
-        lambda x: head(lobe(x)),
+        lambda x: head(run_lobe(x)),
         list(lobe.parameters()) + list(head.parameters()),
         feats,
         labels,
@@ -724,9 +742,10 @@ def bench_train(bench):
     feats = torch.randn(batch, 512, 128, device=bench.device)
     labels = torch.randint(0, 50, (batch,), device=bench.device)
     ours, lobe, head = our_train_step(bench, feats, labels)
+    run_hf = maybe_compiled(bench, hf)
     theirs = train_step_fn(
         bench,
-        lambda x: hf(input_values=x).logits,
+        lambda x: run_hf(input_values=x).logits,
         list(hf.parameters()),
         feats,
         labels,
@@ -736,7 +755,10 @@ def bench_train(bench):
     ours_default_adam = our_train_step(bench, feats, labels, default_adam)[0]
     reps = bench.reps(5 if bench.device.type == "cpu" else 10)
     a, b, c = alternate(
-        [ours, theirs, ours_default_adam], reps, device=bench.device
+        [ours, theirs, ours_default_adam],
+        reps,
+        warmup=warmup_calls(bench),
+        device=bench.device,
     )
     # what each executes (train mode); backward ~ 2x forward
     step_flops = 3 * count_flops(lambda: head(lobe(feats)))
@@ -777,7 +799,8 @@ def bench_train(bench):
             extra["mfu"] = mfu
     print_table(
         f"4. Training step (Adam, cross-entropy, {bench.args.dtype}, "
-        f"{bench.device.type}); GFLOP/step: ours {step_flops / 1e9:.0f}, "
+        f"{bench.device.type}{', compiled' if bench.args.compile else ''}); "
+        f"GFLOP/step: ours {step_flops / 1e9:.0f}, "
         f"transformers {hf_step_flops / 1e9:.0f}",
         list(rows[0]),
         rows,
@@ -792,7 +815,7 @@ def bench_patchout(bench):
     patchout_step = our_train_step(bench, feats, labels, **PATCHOUT_512)[0]
     full_step, full_lobe, _ = our_train_step(bench, feats, labels)
     reps = bench.reps(3 if bench.device.type == "cpu" else 10)
-    a, b = bench.compare(patchout_step, full_step, reps)
+    a, b = bench.compare(patchout_step, full_step, reps, warmup_calls(bench))
     f_dim, t_dim = full_lobe.patch_grid
     kept = (f_dim - PATCHOUT_512["patchout_freq"]) * (
         t_dim - PATCHOUT_512["patchout_time"]
@@ -814,7 +837,8 @@ def bench_patchout(bench):
         },
     ]
     print_table(
-        f"5. Patchout training step, batch {batch}, 512 frames",
+        f"5. Patchout training step, batch {batch}, 512 frames"
+        f"{', compiled' if bench.args.compile else ''}",
         list(rows[0]),
         rows,
     )
@@ -1159,6 +1183,13 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--tiny", action="store_true", help="a tiny model, to try the script"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile both models (ours and transformers') in the GPU "
+        "inference, training and patchout sections; the first calls, "
+        "compilation included, are warm-up",
     )
     parser.add_argument(
         "--durations-b8",

@@ -52,6 +52,20 @@ def test_json_then_update_one_section(tmp_path):
     assert json.loads(path.read_text()) == updated
 
 
+def test_compiled_training_step_section(tmp_path):
+    """--compile runs the training-step section with both models through
+    torch.compile (tiny model, CPU) and says so in the table's title."""
+    path = tmp_path / "bench.json"
+    result = run("--only", "train", "--compile", "--json", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "### 4. Training step (Adam, cross-entropy, fp32, cpu, compiled)"
+        in (result.stdout)
+    )
+    rows = json.loads(path.read_text())["results"]["train"]["rows"]
+    assert float(rows[0]["ms/step"]) > 0 and float(rows[1]["ms/step"]) > 0
+
+
 def test_plot_only_needs_a_file_and_a_plot(tmp_path):
     result = run("--plot-only", "--plot", str(tmp_path / "x.png"))
     assert result.returncode == 2
