@@ -1235,6 +1235,16 @@ def parse_args(argv=None):
                 f"--update {args.update}: not a results file written by "
                 "--json (no 'results' mapping)"
             )
+        # sections keep their names on either device: a GPU run must not
+        # replace a CPU file's figures, nor the reverse
+        saved_gpu = "gpu" in (saved.get("machine") or {})
+        if not args.plot_only and saved_gpu != args.device.startswith("cuda"):
+            kind = "GPU" if saved_gpu else "CPU"
+            parser.error(
+                f"--update {args.update} holds {kind} results and this run "
+                f"is on {args.device}: its sections would replace them; "
+                "write a separate file with --json"
+            )
     if args.plot_only and not (args.update and args.plot):
         parser.error("--plot-only needs --update FILE and --plot PNG")
     if args.update and args.json:

@@ -66,6 +66,17 @@ def test_compiled_training_step_section(tmp_path):
     assert float(rows[0]["ms/step"]) > 0 and float(rows[1]["ms/step"]) > 0
 
 
+def test_update_keeps_cpu_and_gpu_files_apart(tmp_path):
+    """A CPU run refuses to --update a file of GPU results (the sections
+    keep their names on either device, so they would be replaced)."""
+    gpu_file = tmp_path / "gpu.json"
+    gpu_file.write_text(json.dumps({"machine": {"gpu": "H100"}, "results": {}}))
+    result = run("--only", "frontend", "--update", str(gpu_file))
+    assert result.returncode == 2
+    assert "holds GPU results and this run is on cpu" in result.stderr
+    assert "write a separate file with --json" in result.stderr
+
+
 def test_plot_only_needs_a_file_and_a_plot(tmp_path):
     result = run("--plot-only", "--plot", str(tmp_path / "x.png"))
     assert result.returncode == 2
