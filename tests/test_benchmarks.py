@@ -77,6 +77,49 @@ def test_update_keeps_cpu_and_gpu_files_apart(tmp_path):
     assert "write a separate file with --json" in result.stderr
 
 
+def test_compile_variants_are_separate_graphs(monkeypatch):
+    """The compile section's default and frozen lobes are two compiled
+    graphs, the frozen one built with inductor's freezing and the default
+    one without: neither reuses the other's (plain torch.compile twice
+    would share one graph whatever the config)."""
+    import torch
+    import torch._inductor.freezing as freezing
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    from torch._dynamo.utils import counters
+
+    from speechbrain_ast.model import AST
+
+    module = _load_script()
+    frozen_builds = []
+    freeze = freezing.freeze
+    monkeypatch.setattr(
+        freezing,
+        "freeze",
+        lambda *a, **k: frozen_builds.append(1) or freeze(*a, **k),
+    )
+    torch._dynamo.reset()
+    counters.clear()
+    lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2).eval()
+    feats = torch.randn(1, 64, 128)
+    compiled, _ = module.compile_variants(lobe, feats)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0 and graphs % 2 == 0 and frozen_builds
+    # one cache entry per variant for the lobe's forward, each with its own
+    # backend (a shared or discarded graph leaves one)
+    entries = _debug_get_cache_entry_list(AST.forward.__code__)
+    assert len(entries) == 2
+    assert entries[0].backend is not entries[1].backend
+    with torch.inference_mode():
+        want = lobe(feats)
+        for name in ("default", "frozen", "default"):
+            got = compiled[name](feats)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    # no rebuild, no graph taken over: each variant kept its own
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert len(frozen_builds) == graphs // 2
+    torch._dynamo.reset()
+
+
 def test_plot_only_needs_a_file_and_a_plot(tmp_path):
     result = run("--plot-only", "--plot", str(tmp_path / "x.png"))
     assert result.returncode == 2
