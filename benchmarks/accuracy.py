@@ -161,8 +161,15 @@ def patchout_and_int8_accuracy(
     Example
     -------
     >>> rows = patchout_and_int8_accuracy(
-    ...     n_classes=2, per_class_train=2, per_class_test=2, duration=1.0,
-    ...     checkpoints=(1, 2), seeds=(0,), patchout_time=2, patchout_freq=1)
+    ...     n_classes=2,
+    ...     per_class_train=2,
+    ...     per_class_test=2,
+    ...     duration=1.0,
+    ...     checkpoints=(1, 2),
+    ...     seeds=(0,),
+    ...     patchout_time=2,
+    ...     patchout_freq=1,
+    ... )
     >>> [(row["seed"], row["epochs"]) for row in rows]
     [(0, 1), (0, 2)]
     >>> sorted(rows[0])

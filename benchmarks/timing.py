@@ -97,11 +97,8 @@ def count_flops(fn, *args, **kwargs):
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    with (
-        torch.no_grad(),
-        sdpa_kernel(SDPBackend.MATH),
-        FlopCounterMode(display=False) as counter,
-    ):
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
 

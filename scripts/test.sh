@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: creates .venv when missing, installs the pinned set,
-# lints (ruff, yamllint) and runs the whole suite with doctests.
+# lints (ruff, codespell, yamllint: upstream SpeechBrain's settings) and
+# runs the whole suite with doctests.
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,9 @@ source scripts/venv.sh
 echo "== ruff"
 ruff check .
 ruff format --check --diff .
+echo "== codespell"
+codespell -I .dict-speechbrain-ast.txt \
+    --skip="*.ipynb,*.json,*.png,*.csv,./.git,./.venv,*.egg-info,./demo_output,./results"
 echo "== yamllint"
 yamllint -s hparams recipes
 echo "== pytest"

@@ -54,8 +54,9 @@ def read_labels(path):
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "labels.csv")
     >>> with open(path, "w") as f:
-    ...     _ = f.write('index,mid,display_name\\n1,/m/b,"Bark, dog"\\n'
-    ...                 '0,/m/a,Speech\\n')
+    ...     _ = f.write(
+    ...         'index,mid,display_name\\n1,/m/b,"Bark, dog"\\n0,/m/a,Speech\\n'
+    ...     )
     >>> read_labels(path)
     ['Speech', 'Bark, dog']
     """
@@ -141,12 +142,19 @@ def convert_checkpoint(
     >>> tmp = tempfile.mkdtemp()
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
     >>> state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}
-    >>> state.update({f"module.mlp_head.{k}": v
-    ...               for k, v in ASTHead(64, 2).state_dict().items()})
+    >>> state.update(
+    ...     {
+    ...         f"module.mlp_head.{k}": v
+    ...         for k, v in ASTHead(64, 2).state_dict().items()
+    ...     }
+    ... )
     >>> torch.save(state, os.path.join(tmp, "ast.pth"))
-    >>> out = convert_checkpoint(os.path.join(tmp, "ast.pth"),
-    ...                          os.path.join(tmp, "model"),
-    ...                          labels=["yes", "no"], input_tdim=128)
+    >>> out = convert_checkpoint(
+    ...     os.path.join(tmp, "ast.pth"),
+    ...     os.path.join(tmp, "model"),
+    ...     labels=["yes", "no"],
+    ...     input_tdim=128,
+    ... )
     >>> sorted(os.listdir(out))[0]
     'classifier.ckpt'
     """

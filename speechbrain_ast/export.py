@@ -15,6 +15,7 @@ import math
 import os
 
 import torch
+
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
@@ -255,8 +256,15 @@ def module_config(module):
     >>> from speechbrain_ast.model import AST, ASTHead
     >>> module_config(ASTHead(64, 3))
     {'embed_dim': 64, 'n_classes': 3, 'norm_eps': 1e-05}
-    >>> config = module_config(AST(input_tdim=128, embed_dim=64, depth=2,
-    ...                            num_heads=2, norm_eps=1e-12))
+    >>> config = module_config(
+    ...     AST(
+    ...         input_tdim=128,
+    ...         embed_dim=64,
+    ...         depth=2,
+    ...         num_heads=2,
+    ...         norm_eps=1e-12,
+    ...     )
+    ... )
     >>> config["depth"], config["num_heads"], config["norm_eps"]
     (2, 2, 1e-12)
     """
@@ -394,9 +402,13 @@ def export_model_folder(
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2)
     >>> head = ASTHead(64, 3)
     >>> folder = export_model_folder(
-    ...     os.path.join(tempfile.mkdtemp(), "model"), lobe, head,
-    ...     ["dog", "cat", "bird"], {"target_length": 128},
-    ...     (-4.27, 4.57), multi_label=True,
+    ...     os.path.join(tempfile.mkdtemp(), "model"),
+    ...     lobe,
+    ...     head,
+    ...     ["dog", "cat", "bird"],
+    ...     {"target_length": 128},
+    ...     (-4.27, 4.57),
+    ...     multi_label=True,
     ... )
     >>> sorted(os.listdir(folder)) == sorted(MODEL_FILES)
     True

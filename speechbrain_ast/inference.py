@@ -17,8 +17,8 @@ Authors
 """
 
 import torch
-from speechbrain.inference.classifiers import EncoderClassifier
 
+from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast.audio import AudioError, load_audio
 
 __all__ = ["ASTAudioClassifier"]
@@ -47,8 +47,11 @@ class ASTAudioClassifier(EncoderClassifier):
     >>> folder = export_model_folder(
     ...     os.path.join(tmp, "model"),
     ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
-    ...     ASTHead(64, 3), ["dog", "cat", "bird"],
-    ...     {"target_length": 128}, (-4.27, 4.57), multi_label=True,
+    ...     ASTHead(64, 3),
+    ...     ["dog", "cat", "bird"],
+    ...     {"target_length": 128},
+    ...     (-4.27, 4.57),
+    ...     multi_label=True,
     ... )
     >>> model = ASTAudioClassifier.from_hparams(
     ...     source=folder, savedir=os.path.join(tmp, "saved")
@@ -91,8 +94,11 @@ class ASTAudioClassifier(EncoderClassifier):
         >>> folder = export_model_folder(
         ...     os.path.join(tmp, "model"),
         ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
-        ...     ASTHead(64, 3), ["dog", "cat", "bird"],
-        ...     {"target_length": 128}, (-4.27, 4.57), multi_label=False,
+        ...     ASTHead(64, 3),
+        ...     ["dog", "cat", "bird"],
+        ...     {"target_length": 128},
+        ...     (-4.27, 4.57),
+        ...     multi_label=False,
         ... )
         >>> model = ASTAudioClassifier.from_hparams(
         ...     source=folder, savedir=os.path.join(tmp, "saved")

@@ -233,8 +233,14 @@ class AST(nn.Module):
     ((12, 12), 144)
     >>> model.forward_frames(torch.randn(3, 300, 128)).shape
     torch.Size([3, 29, 64])
-    >>> model = AST(input_tdim=128, embed_dim=64, depth=2, num_heads=2,
-    ...             patchout_time=4, patchout_freq=2).train()
+    >>> model = AST(
+    ...     input_tdim=128,
+    ...     embed_dim=64,
+    ...     depth=2,
+    ...     num_heads=2,
+    ...     patchout_time=4,
+    ...     patchout_freq=2,
+    ... ).train()
     >>> model.forward_features(feats).shape  # 2 + (12 - 2) * (12 - 4)
     torch.Size([3, 82, 64])
     >>> model.eval().forward_features(feats).shape

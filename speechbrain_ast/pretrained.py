@@ -775,8 +775,12 @@ def read_hf_checkpoint(directory):
     >>> import tempfile
     >>> from transformers import ASTConfig, ASTForAudioClassification
     >>> config = ASTConfig(
-    ...     hidden_size=64, num_hidden_layers=1, num_attention_heads=1,
-    ...     intermediate_size=128, max_length=128, num_labels=3,
+    ...     hidden_size=64,
+    ...     num_hidden_layers=1,
+    ...     num_attention_heads=1,
+    ...     intermediate_size=128,
+    ...     max_length=128,
+    ...     num_labels=3,
     ... )
     >>> folder = tempfile.mkdtemp()
     >>> ASTForAudioClassification(config).save_pretrained(folder)
@@ -879,8 +883,12 @@ def build_from_checkpoint(source, input_tdim=None, n_classes=None):
     >>> import os, tempfile
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
     >>> state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}
-    >>> state.update({f"module.mlp_head.{k}": v
-    ...               for k, v in ASTHead(64, 5).state_dict().items()})
+    >>> state.update(
+    ...     {
+    ...         f"module.mlp_head.{k}": v
+    ...         for k, v in ASTHead(64, 5).state_dict().items()
+    ...     }
+    ... )
     >>> path = os.path.join(tempfile.mkdtemp(), "ast.pth")
     >>> torch.save(state, path)
     >>> imported = read_reference_checkpoint(path, input_tdim=128)

@@ -169,8 +169,10 @@ def count_quantized(module):
 
     Example
     -------
-    >>> count_quantized(nn.Linear(4, 4)), count_quantized(
-    ...     quantize_int8(nn.Linear(4, 4)))
+    >>> (
+    ...     count_quantized(nn.Linear(4, 4)),
+    ...     count_quantized(quantize_int8(nn.Linear(4, 4))),
+    ... )
     (0, 1)
     """
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear

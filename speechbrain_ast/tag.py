@@ -33,12 +33,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from speechbrain_ast.audio import (
-    AudioError,
-    audio_info,
-    load_audio,
-    resample,
-)
+from speechbrain_ast.audio import AudioError, audio_info, load_audio, resample
 
 __all__ = ["count_windows", "iter_windows", "main", "aggregate"]
 

@@ -35,18 +35,14 @@ import os
 import pathlib
 import warnings
 
-import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
-from speechbrain.utils.checkpoints import (
-    METAFNAME,
-    PARAMFILE_EXT,
-    Checkpointer,
-)
-from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from torch.nn.parallel import DistributedDataParallel
 
+import speechbrain as sb
+from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+from speechbrain.utils.checkpoints import METAFNAME, PARAMFILE_EXT, Checkpointer
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain_ast import metrics
 
 __all__ = [
@@ -219,8 +215,9 @@ def init_from_pretrained(
     Example
     -------
     >>> from speechbrain_ast.model import AST
-    >>> init_from_pretrained(AST(input_tdim=64, embed_dim=32, depth=1,
-    ...                          num_heads=2))
+    >>> init_from_pretrained(
+    ...     AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
+    ... )
     'random initialisation'
     """
     from speechbrain_ast import pretrained
@@ -350,8 +347,9 @@ class ASTCheckpointer(Checkpointer):
     Example
     -------
     >>> import tempfile
-    >>> ckpt = ASTCheckpointer(tempfile.mkdtemp(),
-    ...                        {"model": torch.nn.Linear(2, 2)})
+    >>> ckpt = ASTCheckpointer(
+    ...     tempfile.mkdtemp(), {"model": torch.nn.Linear(2, 2)}
+    ... )
     >>> saved = ckpt.save_checkpoint(meta={"acc": 0.5})
     >>> sorted(p.name for p in saved.path.iterdir())
     ['CKPT.yaml', 'model.ckpt']
@@ -581,32 +579,50 @@ class ASTBrain(sb.Brain):
     >>> from speechbrain_ast.features import FixedNormalization, KaldiFbank
     >>> from speechbrain_ast.model import AST, ASTHead
     >>> out = tempfile.mkdtemp()
-    >>> data = DynamicItemDataset({
-    ...     f"clip{i}": {"sig": torch.randn(8000) * (1 + 4 * (i % 2)),
-    ...                  "target": torch.tensor([i % 2])} for i in range(6)
-    ... })
+    >>> data = DynamicItemDataset(
+    ...     {
+    ...         f"clip{i}": {
+    ...             "sig": torch.randn(8000) * (1 + 4 * (i % 2)),
+    ...             "target": torch.tensor([i % 2]),
+    ...         }
+    ...         for i in range(6)
+    ...     }
+    ... )
     >>> data.set_output_keys(["id", "sig", "target"])
     >>> hparams = {
     ...     "compute_features": KaldiFbank(target_length=48),
     ...     "mean_var_norm": FixedNormalization(dataset="esc50"),
-    ...     "n_classes": 2, "lr": 1e-3, "loss": "ce", "output_folder": out,
+    ...     "n_classes": 2,
+    ...     "lr": 1e-3,
+    ...     "loss": "ce",
+    ...     "output_folder": out,
     ...     "epoch_counter": EpochCounter(2),
     ...     "train_logger": FileTrainLogger(f"{out}/train_log.txt"),
     ...     "lr_scheduler": WarmupStepDecay(1e-3, warmup_steps=2),
     ... }
     >>> modules = {
-    ...     "embedding_model": AST(input_tdim=48, embed_dim=32, depth=1,
-    ...                            num_heads=2),
+    ...     "embedding_model": AST(
+    ...         input_tdim=48, embed_dim=32, depth=1, num_heads=2
+    ...     ),
     ...     "classifier": ASTHead(32, 2),
     ... }
     >>> checkpointer = ASTCheckpointer(
     ...     f"{out}/save", {**modules, "counter": hparams["epoch_counter"]}
     ... )
-    >>> brain = ASTBrain(modules, hparams=hparams, checkpointer=checkpointer,
-    ...                  run_opts={"device": "cpu", "noprogressbar": True})
+    >>> brain = ASTBrain(
+    ...     modules,
+    ...     hparams=hparams,
+    ...     checkpointer=checkpointer,
+    ...     run_opts={"device": "cpu", "noprogressbar": True},
+    ... )
     >>> loader = {"batch_size": 4}
-    >>> brain.fit(hparams["epoch_counter"], data, data,
-    ...           train_loader_kwargs=loader, valid_loader_kwargs=loader)
+    >>> brain.fit(
+    ...     hparams["epoch_counter"],
+    ...     data,
+    ...     data,
+    ...     train_loader_kwargs=loader,
+    ...     valid_loader_kwargs=loader,
+    ... )
     >>> _ = brain.evaluate(data, max_key="acc", test_loader_kwargs=loader)
     >>> saved = torch.load(f"{out}/test_predictions.pt")
     >>> sorted(brain.last_stats), len(saved["ids"])
@@ -1164,13 +1180,18 @@ def init_recipe_model(hparams):
     Example
     -------
     >>> from speechbrain_ast.model import AST
-    >>> init_recipe_model({
-    ...     "embedding_model": AST(input_tdim=32, embed_dim=32, depth=1,
-    ...                            num_heads=2),
-    ...     "audioset_pretrain": False, "imagenet_pretrain": False,
-    ...     "imagenet_checkpoint": None, "channel_reduction": "sum",
-    ...     "pos_embed_adaptation": "bilinear",
-    ... })
+    >>> init_recipe_model(
+    ...     {
+    ...         "embedding_model": AST(
+    ...             input_tdim=32, embed_dim=32, depth=1, num_heads=2
+    ...         ),
+    ...         "audioset_pretrain": False,
+    ...         "imagenet_pretrain": False,
+    ...         "imagenet_checkpoint": None,
+    ...         "channel_reduction": "sum",
+    ...         "pos_embed_adaptation": "bilinear",
+    ...     }
+    ... )
     'random initialisation'
     """
     loaded = init_from_pretrained(
@@ -1213,10 +1234,14 @@ def export_recipe_model(hparams, labels):
     >>> from speechbrain_ast.model import AST, ASTHead
     >>> hparams = {
     ...     "output_folder": tempfile.mkdtemp(),
-    ...     "embedding_model": AST(input_tdim=32, embed_dim=32, depth=1,
-    ...                            num_heads=2),
-    ...     "classifier": ASTHead(32, 2), "target_length": 32,
-    ...     "norm_mean": -6.6, "norm_std": 5.4, "multi_label": False,
+    ...     "embedding_model": AST(
+    ...         input_tdim=32, embed_dim=32, depth=1, num_heads=2
+    ...     ),
+    ...     "classifier": ASTHead(32, 2),
+    ...     "target_length": 32,
+    ...     "norm_mean": -6.6,
+    ...     "norm_std": 5.4,
+    ...     "multi_label": False,
     ... }
     >>> os.path.basename(export_recipe_model(hparams, ["dog", "rain"]))
     'model'

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from speechbrain.inference.classifiers import EncoderClassifier
 
+from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast.export import MODEL_FILES, export_model_folder
 from speechbrain_ast.features import TORCHAUDIO_FBANK_KWARGS
 from speechbrain_ast.inference import ASTAudioClassifier

@@ -20,6 +20,7 @@ import os
 import re
 
 import pytest
+
 from speechbrain.utils.run_opts import RunOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -212,6 +212,7 @@ def test_compile_run_option_trains_and_exports_plain_weights(esc50, tmp_path):
     whose checkpoints hold the plain module's keys (no ``_orig_mod.``
     prefix), so ``EncoderClassifier.from_hparams`` loads them."""
     import torch
+
     from speechbrain.inference.classifiers import EncoderClassifier
 
     out = tmp_path / "out"

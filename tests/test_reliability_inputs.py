@@ -22,14 +22,9 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from _reliability_audio import (
-    BAD_CASES,
-    make_bad_file,
-    tone,
-    write_long_8k,
-)
-from speechbrain.inference.classifiers import EncoderClassifier
+from _reliability_audio import BAD_CASES, make_bad_file, tone, write_long_8k
 
+from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast import tag
 from speechbrain_ast.audio import AudioError, audio_info, load_audio
 from speechbrain_ast.convert import main as convert_main

@@ -15,8 +15,12 @@ import sys
 import pytest
 import torch
 import torchaudio
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import (
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,
+)
 
 from speechbrain_ast.features import (
     TORCHAUDIO_FBANK_KWARGS,

@@ -239,10 +239,8 @@ def _fuzz_worker(folder, iterations, seconds, seed):
         with open(path, "wb") as f:
             f.write(_mutants(gen, seeds))
         err = io.StringIO()
-        with (
-            contextlib.redirect_stderr(err),
-            contextlib.redirect_stdout(io.StringIO()),
-        ):
+        quiet = contextlib.redirect_stdout(io.StringIO())
+        with contextlib.redirect_stderr(err), quiet:
             status = tag.main(
                 ["--model", model_dir, path, "--no-progress"]
                 + (["--window", "0.02"] if cli % 2 else [])

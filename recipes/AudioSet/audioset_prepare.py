@@ -36,7 +36,6 @@ import os
 import shutil
 
 from speechbrain.utils.logger import get_logger
-
 from speechbrain_ast.dataprep import (
     check_audio_files,
     load_prepared,
@@ -226,9 +225,11 @@ def read_segments(path):
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "eval_segments.csv")
     >>> with open(path, "w") as f:
-    ...     _ = f.write('# Segments csv\\n# num_ytids=1\\n'
-    ...                 '# YTID, start_seconds, end_seconds, positive_labels\\n'
-    ...                 '--4gqARaEJE, 0.000, 10.000, "/m/068hy,/m/07q6cd_"\\n')
+    ...     _ = f.write(
+    ...         "# Segments csv\\n# num_ytids=1\\n"
+    ...         "# YTID, start_seconds, end_seconds, positive_labels\\n"
+    ...         '--4gqARaEJE, 0.000, 10.000, "/m/068hy,/m/07q6cd_"\\n'
+    ...     )
     >>> read_segments(path)
     {'--4gqARaEJE': ['/m/068hy', '/m/07q6cd_']}
     """
@@ -274,8 +275,10 @@ def read_label_list(path):
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "class_labels_indices.csv")
     >>> with open(path, "w") as f:
-    ...     _ = f.write('index,mid,display_name\\n0,/m/09x0r,"Speech"\\n'
-    ...                 '1,/m/05zppz,"Male speech, man speaking"\\n')
+    ...     _ = f.write(
+    ...         'index,mid,display_name\\n0,/m/09x0r,"Speech"\\n'
+    ...         '1,/m/05zppz,"Male speech, man speaking"\\n'
+    ...     )
     >>> read_label_list(path)
     (['/m/09x0r', '/m/05zppz'], ['Speech', 'Male speech, man speaking'])
     """

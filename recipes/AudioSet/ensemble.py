@@ -52,8 +52,14 @@ def load_predictions(path):
     -------
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
-    >>> torch.save({"ids": ["a"], "scores": torch.ones(1, 2),
-    ...             "targets": torch.ones(1, 2)}, d + "/test_predictions.pt")
+    >>> torch.save(
+    ...     {
+    ...         "ids": ["a"],
+    ...         "scores": torch.ones(1, 2),
+    ...         "targets": torch.ones(1, 2),
+    ...     },
+    ...     d + "/test_predictions.pt",
+    ... )
     >>> load_predictions(d)["ids"]
     ['a']
     """
@@ -95,10 +101,16 @@ def align(runs, names, intersect=False):
 
     Example
     -------
-    >>> a = {"ids": ["x", "y"], "scores": torch.tensor([[0.1], [0.9]]),
-    ...      "targets": torch.tensor([[0.0], [1.0]])}
-    >>> b = {"ids": ["y", "x"], "scores": torch.tensor([[0.7], [0.3]]),
-    ...      "targets": torch.tensor([[1.0], [0.0]])}
+    >>> a = {
+    ...     "ids": ["x", "y"],
+    ...     "scores": torch.tensor([[0.1], [0.9]]),
+    ...     "targets": torch.tensor([[0.0], [1.0]]),
+    ... }
+    >>> b = {
+    ...     "ids": ["y", "x"],
+    ...     "scores": torch.tensor([[0.7], [0.3]]),
+    ...     "targets": torch.tensor([[1.0], [0.0]]),
+    ... }
     >>> ids, scores, targets = align([a, b], ["a", "b"])
     >>> scores[1].flatten().tolist()
     [0.30000001192092896, 0.699999988079071]
@@ -145,10 +157,20 @@ def evaluate_ensemble(paths, intersect=False):
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
     >>> t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    >>> for k, s in enumerate([[[.9, .1], [.2, .8], [.4, .6]],
-    ...                        [[.6, .3], [.1, .9], [.7, .4]]]):
-    ...     torch.save({"ids": ["a", "b", "c"], "scores": torch.tensor(s),
-    ...                 "targets": t}, f"{d}/{k}.pt")
+    >>> for k, s in enumerate(
+    ...     [
+    ...         [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]],
+    ...         [[0.6, 0.3], [0.1, 0.9], [0.7, 0.4]],
+    ...     ]
+    ... ):
+    ...     torch.save(
+    ...         {
+    ...             "ids": ["a", "b", "c"],
+    ...             "scores": torch.tensor(s),
+    ...             "targets": t,
+    ...         },
+    ...         f"{d}/{k}.pt",
+    ...     )
     >>> out = evaluate_ensemble([f"{d}/0.pt", f"{d}/1.pt"])
     >>> out["n_clips"], round(out["ensemble"]["mAP"], 4)
     (3, 1.0)

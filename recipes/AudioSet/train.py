@@ -29,11 +29,11 @@ import logging
 import os
 import sys
 
-import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import if_main_process, run_on_main
 
+import speechbrain as sb
+from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.audio import load_audio
 from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.training import (

@@ -73,8 +73,12 @@ def summarize(fold_folders):
     ...     folders[fold] = tempfile.mkdtemp()
     ...     with open(os.path.join(folders[fold], "metrics.jsonl"), "w") as f:
     ...         for epoch, acc in enumerate(accs, 1):
-    ...             _ = f.write(json.dumps({"stage": "valid", "epoch": epoch,
-    ...                                     "acc": acc}) + "\\n")
+    ...             _ = f.write(
+    ...                 json.dumps(
+    ...                     {"stage": "valid", "epoch": epoch, "acc": acc}
+    ...                 )
+    ...                 + "\\n"
+    ...             )
     >>> result = summarize(folders)
     >>> result["best_epoch"], round(result["mean"], 3), round(result["std"], 3)
     (2, 0.85, 0.05)

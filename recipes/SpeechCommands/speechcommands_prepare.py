@@ -34,7 +34,6 @@ import tempfile
 import urllib.request
 
 from speechbrain.utils.logger import get_logger
-
 from speechbrain_ast.audio import AudioError
 from speechbrain_ast.dataprep import (
     check_audio_files,

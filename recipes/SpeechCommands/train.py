@@ -21,12 +21,12 @@ import logging
 import os
 import sys
 
-import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
+
+import speechbrain as sb
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.distributed import if_main_process, run_on_main
-
 from speechbrain_ast.audio import load_audio
 from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.training import (

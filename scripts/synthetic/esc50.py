@@ -67,8 +67,9 @@ def make_esc50(
     Example
     -------
     >>> import tempfile
-    >>> root = make_esc50(tempfile.mkdtemp(), n_classes=2, clips_per_fold=1,
-    ...                   duration=0.5)
+    >>> root = make_esc50(
+    ...     tempfile.mkdtemp(), n_classes=2, clips_per_fold=1, duration=0.5
+    ... )
     >>> len(os.listdir(os.path.join(root, "audio")))
     10
     """
