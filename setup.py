@@ -45,6 +45,13 @@ setup(
         ],
         # tag --plot and the benchmark plots
         "plot": ["matplotlib>=3.5"],
+        # ONNX export and the ONNX Runtime / OpenVINO backends of tag
+        "deploy": [
+            "onnx>=1.16",
+            "onnxscript>=0.1",
+            "onnxruntime>=1.18",
+            "openvino>=2024.0",
+        ],
     },
     license="Apache-2.0",
 )
