@@ -17,7 +17,7 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     packages=find_packages(include=["speechbrain_ast", "speechbrain_ast.*"]),
-    python_requires=">=3.9",
+    python_requires=">=3.11",
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",
