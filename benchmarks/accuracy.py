@@ -9,19 +9,39 @@ curves); the full model's int8 copy is tested at the same points. Three
 seeds take about ten minutes on a 2-core CPU, so it measures the effect
 of the options, not AST-Base's published accuracy.
 
+::
+
+    python benchmarks/accuracy.py [--epochs 25,50,100] [--seeds 0,1,2]
+        [--size 64,2,2] [--classes 10] [--patchout-time 11]
+        [--patchout-freq 4]
+
+``python benchmarks/run.py --only accuracy`` runs the defaults and records
+them with the other sections.
+
 Authors
  * speechbrain-ast developers
 """
 
+import argparse
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 
-from scripts.synthetic.signals import class_signal
-from speechbrain_ast.features import FixedNormalization, KaldiFbank
-from speechbrain_ast.model import AST, ASTHead
-from speechbrain_ast.quantize import quantize_int8
+if not __package__:  # run as a file: the repository root holds ``scripts``
+    sys.path.insert(
+        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+
+from scripts.synthetic.signals import class_signal  # noqa: E402
+from speechbrain_ast.features import (  # noqa: E402
+    FixedNormalization,
+    KaldiFbank,
+)
+from speechbrain_ast.model import AST, ASTHead  # noqa: E402
+from speechbrain_ast.quantize import quantize_int8  # noqa: E402
 
 
 def make_split(n_classes, per_class, duration, seed):
@@ -120,6 +140,7 @@ def train_curve(
 
 
 def accuracy(lobe, head, feats, labels):
+    """Fraction of ``feats`` whose top class is ``labels`` (batches of 64)."""
     with torch.inference_mode():
         predictions = torch.cat(
             [head(lobe(chunk)).argmax(1) for chunk in feats.split(64)]
@@ -136,6 +157,7 @@ def patchout_and_int8_accuracy(
     seeds=(0, 1, 2),
     patchout_time=11,
     patchout_freq=4,
+    size=(64, 2, 2),
 ):
     """Test accuracy of full and patchout training at equal epochs, and of
     the full model's int8 copy, along the training.
@@ -147,7 +169,8 @@ def patchout_and_int8_accuracy(
     in ``checkpoints``, so the rows form learning curves: an early
     checkpoint shows which converges sooner, the last one what each reaches
     when trained to completion. Comparing patchout at twice full training's
-    epochs gives the comparison at about equal training time.
+    epochs gives the comparison at about equal training time. ``size`` is
+    the AST's ``(embed_dim, depth, num_heads)``.
 
     Returns
     -------
@@ -185,8 +208,10 @@ def patchout_and_int8_accuracy(
     patchout = dict(patchout_time=patchout_time, patchout_freq=patchout_freq)
     rows = []
     for seed in seeds:
-        full = train_curve(data, n_classes, checkpoints, seed)
-        dropped = train_curve(data, n_classes, checkpoints, seed, **patchout)
+        full = train_curve(data, n_classes, checkpoints, seed, size=size)
+        dropped = train_curve(
+            data, n_classes, checkpoints, seed, size=size, **patchout
+        )
         for epochs in sorted(full):
             rows.append(
                 {
@@ -200,3 +225,104 @@ def patchout_and_int8_accuracy(
                 }
             )
     return rows
+
+
+def _integers(text, option, count=None):
+    """``"1,2,3"`` as a tuple of ints, or a usage error naming ``option``."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or (count and len(values) != count):
+        wanted = f"{count} " if count else ""
+        raise argparse.ArgumentTypeError(
+            f"{option} {text!r}: give {wanted}comma-separated whole numbers"
+        )
+    return values
+
+
+def main(argv=None):
+    """Command line: prints the accuracy table of full, patchout and int8."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " ")
+    )
+    parser.add_argument(
+        "--epochs",
+        default="25,50,100",
+        help="epoch counts after which both models are tested (default: "
+        "25,50,100)",
+    )
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="seeds, one run each (default: 0,1,2)"
+    )
+    parser.add_argument(
+        "--size",
+        default="64,2,2",
+        help="the AST's embed_dim,depth,num_heads (default: 64,2,2)",
+    )
+    parser.add_argument(
+        "--classes", type=int, default=10, help="classes (default: 10)"
+    )
+    parser.add_argument(
+        "--patchout-time",
+        type=int,
+        default=11,
+        help="time columns dropped of 28 (default: 11)",
+    )
+    parser.add_argument(
+        "--patchout-freq",
+        type=int,
+        default=4,
+        help="frequency rows dropped of 12 (default: 4)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (default: 2)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        epochs = _integers(args.epochs, "--epochs")
+        seeds = _integers(args.seeds, "--seeds")
+        size = _integers(args.size, "--size", count=3)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    if min(epochs) < 1:
+        parser.error(f"--epochs {args.epochs!r}: every count must be >= 1")
+    if min(size) < 1 or size[0] % size[2]:
+        parser.error(
+            f"--size {args.size!r}: positive numbers, embed_dim divisible by "
+            "num_heads"
+        )
+    if args.classes < 2:
+        parser.error(f"--classes must be at least 2, got {args.classes}")
+    if not (0 <= args.patchout_time < 28 and 0 <= args.patchout_freq < 12):
+        parser.error(
+            f"--patchout-time {args.patchout_time} / --patchout-freq "
+            f"{args.patchout_freq}: the grid is 28 columns x 12 rows, keep "
+            "at least one of each"
+        )
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    rows = patchout_and_int8_accuracy(
+        n_classes=args.classes,
+        checkpoints=epochs,
+        seeds=seeds,
+        patchout_time=args.patchout_time,
+        patchout_freq=args.patchout_freq,
+        size=size,
+    )
+    print(
+        "| epochs | seed | full % | patchout % | int8 of full % | full s "
+        "| patchout s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['epochs']} | {row['seed']} | {100 * row['full']:.1f} | "
+            f"{100 * row['patchout']:.1f} | {100 * row['int8']:.1f} | "
+            f"{row['full_s']:.1f} | {row['patchout_s']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,16 @@
 """Timing, FLOP counting, machine description and synthetic audio for the
 benchmarks in ``benchmarks/run.py``.
 
+``python benchmarks/timing.py`` prints the machine's description and its
+fp32 matmul roof (the GFLOP/s of a square matmul), the figures the
+benchmark tables are read against.
+
 Authors
  * speechbrain-ast developers
 """
 
+import argparse
+import json
 import os
 import platform
 import statistics
@@ -173,3 +179,35 @@ def _loadavg():
             return " ".join(handle.read().split()[:3])
     except OSError:
         return "unknown"
+
+
+def main(argv=None):
+    """Command line: the machine and its matmul GFLOP/s."""
+    parser = argparse.ArgumentParser(
+        description="The machine's description and its fp32 matmul roof."
+    )
+    parser.add_argument(
+        "--size", type=int, default=2048, help="matmul side (default: 2048)"
+    )
+    parser.add_argument(
+        "--reps", type=int, default=5, help="timed runs (default: 5)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (default: 2)"
+    )
+    args = parser.parse_args(argv)
+    for name in ("size", "reps", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(
+                f"--{name} must be at least 1, got {getattr(args, name)}"
+            )
+    torch.set_num_threads(args.threads)
+    print(json.dumps(machine()))
+    gflops = matmul_gflops(size=args.size, reps=args.reps)
+    print(
+        f"fp32 {args.size}^3 matmul: {gflops:.1f} GFLOP/s (median of {args.reps})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -7,17 +7,31 @@ under ``audio/<split>/``, named ``<YTID>.wav`` or, for every third clip,
 listed clips are missing and one file is corrupt. Each clip mixes the
 signals of its one or two labels, so a model can learn them.
 
+Usage: ``python -m scripts.synthetic.audioset OUT_DIR [--n_classes 4
+--clips balanced_train=8,unbalanced_train=4,eval=6 ...]`` (or
+``python scripts/synthetic/audioset.py``).
+
 Authors
  * speechbrain-ast developers
 """
 
+import argparse
 import os
 import string
+import sys
 
 import numpy as np
 import soundfile as sf
 
-from scripts.synthetic.signals import class_signal
+if not __package__:  # run as a file: the repository root holds ``scripts``
+    sys.path.insert(
+        0,
+        os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        ),
+    )
+
+from scripts.synthetic.signals import class_signal  # noqa: E402
 
 SPLITS = ("balanced_train", "unbalanced_train", "eval")
 _YTID_CHARS = string.ascii_letters + string.digits + "-_"
@@ -116,3 +130,101 @@ def make_audioset(
             )
             f.writelines(lines)
     return root
+
+
+def parse_clips(text):
+    """``"split=N,..."`` as ``[(split, N), ...]``; a ``ValueError`` naming
+    the part that is not one of the three splits with a count >= 0.
+
+    Example
+    -------
+    >>> parse_clips("balanced_train=8,eval=6")
+    [('balanced_train', 8), ('eval', 6)]
+    """
+    clips = []
+    for part in text.split(","):
+        split, _, count = part.strip().partition("=")
+        if split not in SPLITS or not count.strip().isdigit():
+            raise ValueError(
+                f"{part.strip()!r}: write SPLIT=COUNT, SPLIT one of "
+                f"{', '.join(SPLITS)}, COUNT a whole number >= 0"
+            )
+        if split in dict(clips):
+            raise ValueError(f"{split!r} is given twice")
+        clips.append((split, int(count)))
+    return clips
+
+
+def main(argv=None):
+    """Command line: writes a synthetic AudioSet folder."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root", help="folder to create")
+    parser.add_argument(
+        "--n_classes",
+        type=int,
+        default=4,
+        help="labels in class_labels_indices.csv (default: 4)",
+    )
+    parser.add_argument(
+        "--clips",
+        default="balanced_train=8,unbalanced_train=4,eval=6",
+        help="clips listed per split, missing and corrupt ones included "
+        "(default: balanced_train=8,unbalanced_train=4,eval=6)",
+    )
+    parser.add_argument(
+        "--missing",
+        type=int,
+        default=1,
+        help="listed clips per split without an audio file (default: 1)",
+    )
+    parser.add_argument(
+        "--corrupt_split",
+        default="eval",
+        help="split in which one listed file is not audio, or 'none' "
+        "(default: eval)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=1.0,
+        help="clip length in seconds (default: 1.0; AudioSet's are 10)",
+    )
+    parser.add_argument("--sample_rate", type=int, default=16000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        clips = parse_clips(args.clips)
+    except ValueError as error:
+        parser.error(f"--clips: {error}")
+    corrupt = (
+        None if args.corrupt_split.lower() == "none" else args.corrupt_split
+    )
+    if corrupt is not None and corrupt not in dict(clips):
+        parser.error(
+            f"--corrupt_split {args.corrupt_split!r}: not one of the --clips "
+            f"splits ({', '.join(dict(clips))}) nor 'none'"
+        )
+    if args.n_classes < 1:
+        parser.error(f"--n_classes must be at least 1, got {args.n_classes}")
+    if args.missing < 0:
+        parser.error(f"--missing must be at least 0, got {args.missing}")
+    if args.duration <= 0 or args.sample_rate < 1:
+        parser.error(
+            f"--duration {args.duration} and --sample_rate "
+            f"{args.sample_rate} must be positive"
+        )
+    make_audioset(
+        args.root,
+        n_classes=args.n_classes,
+        clips=clips,
+        missing=args.missing,
+        corrupt_split=corrupt,
+        duration=args.duration,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+    )
+    print(f"synthetic AudioSet written to {args.root}")
+
+
+if __name__ == "__main__":
+    main()

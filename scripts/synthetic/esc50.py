@@ -6,6 +6,7 @@ default, as the real dataset) and ``meta/esc50.csv`` with the columns
 :func:`scripts.synthetic.signals.class_signal`, so the classes are learnable.
 
 Usage: ``python -m scripts.synthetic.esc50 OUT_DIR [--n_classes 5 ...]``
+(or ``python scripts/synthetic/esc50.py``).
 
 Authors
  * speechbrain-ast developers
@@ -14,11 +15,20 @@ Authors
 import argparse
 import csv
 import os
+import sys
 
 import numpy as np
 import soundfile as sf
 
-from scripts.synthetic.signals import class_signal
+if not __package__:  # run as a file: the repository root holds ``scripts``
+    sys.path.insert(
+        0,
+        os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        ),
+    )
+
+from scripts.synthetic.signals import class_signal  # noqa: E402
 
 __all__ = ["ESC50_COLUMNS", "make_esc50"]
 
@@ -109,9 +119,21 @@ def main(argv=None):
     """Command line: writes a synthetic ESC-50 folder."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", help="folder to create")
-    parser.add_argument("--n_classes", type=int, default=5)
-    parser.add_argument("--clips_per_fold", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=1.5)
+    parser.add_argument(
+        "--n_classes", type=int, default=5, help="classes (default: 5)"
+    )
+    parser.add_argument(
+        "--clips_per_fold",
+        type=int,
+        default=2,
+        help="clips per class in each of the 5 folds (default: 2)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=1.5,
+        help="clip length in seconds (default: 1.5; ESC-50's are 5)",
+    )
     parser.add_argument("--sample_rate", type=int, default=44100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -7,9 +7,15 @@ its class at a random onset, with a random length, amplitude and a small
 frequency jitter, over background noise: separable by a spectrogram model,
 but not identical clip to clip.
 
+``python -m scripts.synthetic.signals OUT.wav --index 2 --n_classes 5``
+writes one clip (or ``python scripts/synthetic/signals.py``), to listen to
+a class.
+
 Authors
  * speechbrain-ast developers
 """
+
+import argparse
 
 import numpy as np
 import torch
@@ -133,3 +139,56 @@ def synthetic_audio(n, seconds, seed=0, sample_rate=16000):
         noise = rng.normal(0, 0.05, t.size) * burst.repeat(800)[: t.size]
         clips.append(0.3 * chirp + 0.1 * tone + noise)
     return torch.tensor(np.stack(clips), dtype=torch.float32)
+
+
+def main(argv=None):
+    """Command line: writes one clip of one class to a WAV file."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", help="WAV file to write")
+    parser.add_argument(
+        "--index", type=int, default=0, help="the class (default: 0)"
+    )
+    parser.add_argument(
+        "--n_classes",
+        type=int,
+        default=5,
+        help="classes sharing the 250 Hz - 6 kHz range (default: 5)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=1.0,
+        help="seconds (default: 1.0)",
+    )
+    parser.add_argument("--sample_rate", type=int, default=16000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not 0 <= args.index < args.n_classes:
+        parser.error(
+            f"--index {args.index} is not a class of --n_classes "
+            f"{args.n_classes}: give 0 to {args.n_classes - 1}"
+        )
+    if args.duration <= 0 or args.sample_rate < 1:
+        parser.error(
+            f"--duration {args.duration} and --sample_rate "
+            f"{args.sample_rate} must be positive"
+        )
+    import soundfile as sf
+
+    wav = class_signal(
+        args.index,
+        args.sample_rate,
+        args.duration,
+        rng=np.random.default_rng(args.seed),
+        n_classes=args.n_classes,
+    )
+    sf.write(args.out, wav.astype(np.float32), args.sample_rate)
+    kind = KINDS[args.index % 3]
+    hz = class_frequency(args.index, args.n_classes)
+    print(
+        f"class {args.index} ({kind} around {hz:.0f} Hz) written to {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

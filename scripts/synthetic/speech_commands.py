@@ -7,16 +7,29 @@ model can learn it), ``validation_list.txt`` and
 ``testing_list.txt`` split by speaker as the official lists are, and a
 ``_background_noise_/`` folder that is not a class.
 
+Usage: ``python -m scripts.synthetic.speech_commands OUT_DIR [--words
+yes,no,up ...]`` (or ``python scripts/synthetic/speech_commands.py``).
+
 Authors
  * speechbrain-ast developers
 """
 
+import argparse
 import os
+import sys
 
 import numpy as np
 import soundfile as sf
 
-from scripts.synthetic.signals import class_signal
+if not __package__:  # run as a file: the repository root holds ``scripts``
+    sys.path.insert(
+        0,
+        os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        ),
+    )
+
+from scripts.synthetic.signals import class_signal  # noqa: E402
 
 WORDS_V2 = [
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five",
@@ -107,3 +120,85 @@ def make_speech_commands(
     with open(os.path.join(noise_dir, "README.md"), "w") as f:
         f.write("Background noise, not a class.\n")
     return root
+
+
+def main(argv=None):
+    """Command line: writes a synthetic Speech Commands V2 folder."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root", help="folder to create")
+    parser.add_argument(
+        "--words",
+        default="yes,no,up",
+        help="comma-separated words that get clips, one class each "
+        "(default: yes,no,up)",
+    )
+    parser.add_argument(
+        "--speakers_per_word",
+        type=int,
+        default=6,
+        help="speakers per populated word (default: 6)",
+    )
+    parser.add_argument(
+        "--clips_per_speaker",
+        type=int,
+        default=1,
+        help="clips per speaker and word (default: 1)",
+    )
+    parser.add_argument(
+        "--n_valid_speakers",
+        type=int,
+        default=1,
+        help="speakers per word in validation_list.txt (default: 1)",
+    )
+    parser.add_argument(
+        "--n_test_speakers",
+        type=int,
+        default=1,
+        help="speakers per word in testing_list.txt (default: 1)",
+    )
+    parser.add_argument(
+        "--only_populated",
+        action="store_true",
+        help="create folders for the --words only, not all 35 V2 words",
+    )
+    parser.add_argument("--sample_rate", type=int, default=16000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    words = [word.strip() for word in args.words.split(",") if word.strip()]
+    if not words:
+        parser.error(f"--words {args.words!r}: give at least one word")
+    if len(set(words)) != len(words):
+        parser.error(f"--words {args.words!r}: a word is listed twice")
+    for name in ("clips_per_speaker", "sample_rate"):
+        if getattr(args, name) < 1:
+            parser.error(
+                f"--{name} must be at least 1, got {getattr(args, name)}"
+            )
+    for name in ("n_valid_speakers", "n_test_speakers"):
+        if getattr(args, name) < 0:
+            parser.error(
+                f"--{name} must be at least 0, got {getattr(args, name)}"
+            )
+    held_out = args.n_valid_speakers + args.n_test_speakers
+    if args.speakers_per_word <= held_out:
+        parser.error(
+            f"--speakers_per_word {args.speakers_per_word} leaves no training "
+            f"speaker after {args.n_valid_speakers} validation and "
+            f"{args.n_test_speakers} test speakers: give more than {held_out}"
+        )
+    make_speech_commands(
+        args.root,
+        words=words,
+        speakers_per_word=args.speakers_per_word,
+        clips_per_speaker=args.clips_per_speaker,
+        n_valid_speakers=args.n_valid_speakers,
+        n_test_speakers=args.n_test_speakers,
+        all_folders=not args.only_populated,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+    )
+    print(f"synthetic Speech Commands V2 written to {args.root}")
+
+
+if __name__ == "__main__":
+    main()
