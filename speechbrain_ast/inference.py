@@ -10,7 +10,11 @@ folders (written by :mod:`speechbrain_ast.export` or
   softmax for single-label ones, and the top-k labels
   (``classify_batch`` of the parent is top-1 only);
 - reads files with :func:`speechbrain_ast.audio.load_audio` (any rate and
-  channel count soundfile reads, named errors).
+  channel count soundfile reads, named errors);
+- runs bf16 / fp16 with ``run_opts={"precision": "bf16"}`` (SpeechBrain's
+  option): the lobe and head in that precision, the log-mel features in
+  float32, a warning on a CPU without native support for the type
+  (:mod:`speechbrain_ast.precision`).
 
 Authors
  * speechbrain-ast developers
@@ -69,6 +73,25 @@ class ASTAudioClassifier(EncoderClassifier):
         self.multi_label = bool(getattr(self.hparams, "multi_label", False))
         self.native_length = bool(getattr(self.hparams, "native_length", False))
         self.sample_rate = int(getattr(self.hparams, "sample_rate", 16000))
+        self._set_precision()
+
+    def _set_precision(self):
+        """bf16 / fp16 from ``run_opts={"precision": ...}``: a warning where
+        the CPU lacks native support, and the lobe's and head's linear and
+        convolution weights cast once (``inference_ctx`` autocasts the
+        rest; see :mod:`speechbrain_ast.precision`)."""
+        from speechbrain_ast.precision import (
+            cast_for_inference,
+            precision_dtype,
+            warn_if_slow,
+        )
+
+        self.compute_dtype = precision_dtype(self.precision)
+        if self.compute_dtype == torch.float32:
+            return
+        warn_if_slow(self.precision, self.device_type)
+        for name in ("embedding_model", "classifier"):
+            cast_for_inference(self.mods[name], self.compute_dtype)
 
     def quantize_int8(self):
         """Switches the lobe and head to int8 dynamic quantization (CPU).
@@ -110,6 +133,13 @@ class ASTAudioClassifier(EncoderClassifier):
         """
         from speechbrain_ast.quantize import quantize_int8
 
+        if self.compute_dtype != torch.float32:
+            raise ValueError(
+                f"quantize_int8 needs a float32 model, but this one was "
+                f"loaded with precision={self.precision!r}: load it with "
+                "precision 'fp32' to quantize it (int8 and bf16/fp16 are "
+                "alternatives, not a combination)."
+            )
         for name in ("embedding_model", "classifier"):
             self.mods[name] = quantize_int8(self.mods[name], inplace=True)
         return self
@@ -144,7 +174,10 @@ class ASTAudioClassifier(EncoderClassifier):
         """Frontend, normalisation and lobe on a prepared batch."""
         feats = self.mods.compute_features(wavs, wav_lens)
         feats = self.mods.mean_var_norm(feats, wav_lens)
-        return self.mods.embedding_model(feats, wav_lens)
+        # the log-mel stays float32; the lobe runs in the run option's
+        # precision (autocast, a no-op for fp32)
+        with self.inference_ctx:
+            return self.mods.embedding_model(feats, wav_lens).float()
 
     def encode_batch(self, wavs, wav_lens=None, normalize=False):
         """Pooled AST embeddings, length-aware.
@@ -194,8 +227,8 @@ class ASTAudioClassifier(EncoderClassifier):
             ``[batch, n_classes]``.
         """
         emb = self.encode_batch(wavs, wav_lens)
-        with torch.no_grad():
-            return self.mods.classifier(emb)
+        with torch.no_grad(), self.inference_ctx:
+            return self.mods.classifier(emb).float()
 
     def scores_from_logits(self, logits):
         """Sigmoid (multi-label) or softmax (single-label) of ``logits``.
