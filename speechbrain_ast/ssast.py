@@ -357,7 +357,7 @@ class SSAST(nn.Module):
         return outputs, values.detach()
 
     @staticmethod
-    def info_nce(pred, target):
+    def infonce(pred, target):
         """The reference's masked patch classification loss and accuracy.
 
         Arguments
@@ -369,7 +369,7 @@ class SSAST(nn.Module):
 
         Returns
         -------
-        nce : torch.Tensor
+        contrast : torch.Tensor
             Per clip, ``scores = target @ pred^T`` (``[M, M]``), log-softmax
             over the predictions; minus the mean of the diagonal over
             clips and patches.
@@ -379,10 +379,10 @@ class SSAST(nn.Module):
         """
         scores = torch.bmm(target.float(), pred.float().transpose(1, 2))
         log_prob = F.log_softmax(scores, dim=-1)
-        nce = -torch.diagonal(log_prob, dim1=1, dim2=2).mean()
+        contrast = -torch.diagonal(log_prob, dim1=1, dim2=2).mean()
         index = torch.arange(scores.shape[1], device=scores.device)
         acc = (log_prob.argmax(dim=1) == index).float().mean()
-        return nce, acc
+        return contrast, acc
 
     def mpc(self, feats, mask_index=None, rng=None):
         """Discriminative loss (InfoNCE) and accuracy on ``feats``.
@@ -392,7 +392,7 @@ class SSAST(nn.Module):
         if mask_index is None:
             mask_index = self._masks_for(feats, rng)
         outputs, values = self._masked_outputs(feats, mask_index)
-        return self.info_nce(self.cpredlayer(outputs), values)
+        return self.infonce(self.cpredlayer(outputs), values)
 
     def mpg(self, feats, mask_index=None, rng=None):
         """Generative loss: MSE of the reconstructed masked patches."""
@@ -424,25 +424,25 @@ class SSAST(nn.Module):
             objective's unused half).
         """
         zero = feats.new_zeros((), dtype=torch.float32)
-        nce, acc, mse = zero, zero, zero
+        contrast, acc, mse = zero, zero, zero
         if self.shared_mask and self.objective == "joint":
             mask_index = self._masks_for(feats, rng)
             outputs, values = self._masked_outputs(feats, mask_index)
-            nce, acc = self.info_nce(self.cpredlayer(outputs), values)
+            contrast, acc = self.infonce(self.cpredlayer(outputs), values)
             pred = self.gpredlayer(outputs).float()
             mse = F.mse_loss(pred, values.float())
         else:
             if self.objective in ("joint", "mpc"):
-                nce, acc = self.mpc(feats, rng=rng)
+                contrast, acc = self.mpc(feats, rng=rng)
             if self.objective in ("joint", "mpg"):
                 mse = self.mpg(feats, rng=rng)
         if self.objective == "mpc":
-            loss = nce
+            loss = contrast
         elif self.objective == "mpg":
             loss = mse
         else:
-            loss = nce + self.mpg_weight * mse
-        return {"loss": loss, "mpc": nce, "acc": acc, "mpg": mse}
+            loss = contrast + self.mpg_weight * mse
+        return {"loss": loss, "mpc": contrast, "acc": acc, "mpg": mse}
 
 
 # ---------------------------------------------------------------------------
