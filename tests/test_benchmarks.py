@@ -164,11 +164,10 @@ def _parse_args():
 
 
 def test_gpu_inference_section_runs_on_cpu(monkeypatch):
-    """No GPU has been lent to this project, so the GPU inference section
-    has never run on one: its code is run here on the CPU (tiny model,
-    the 8192^3 matmul roof stubbed) so that at least its Python, autocast
-    and table are exercised before a GPU session relies on it (bf16
-    autocast, as on a GPU)."""
+    """The GPU inference section's code runs on the CPU (tiny model, the
+    8192^3 matmul roof stubbed, bf16 autocast as on a GPU), so that its
+    Python, autocast and table are exercised on a machine without a GPU;
+    its figures have not been measured on a GPU yet."""
     module = _load_script()
     monkeypatch.setattr(module, "matmul_gflops", lambda *a, **k: 1.0)
     bench = module.Bench(
