@@ -1078,7 +1078,7 @@ def bench_accuracy(bench):
 
 
 def plot(results, path):
-    """Ratios against the issue's targets, and latencies per clip."""
+    """Speed-ups against their targets, and latencies per clip."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1129,7 +1129,7 @@ def plot(results, path):
             color="red",
             marker="_",
             s=900,
-            label="target (issue)",
+            label="target",
             zorder=3,
         )
         for i, (_, value, _) in enumerate(speedups):
