@@ -248,6 +248,9 @@ def _format_topk(items):
 
 def _tag_file(model, path, args, progress_factory):
     """Tags one file; returns the JSON-able result."""
+    if not os.path.exists(path):
+        # checked here: the reader's own message also speaks of manifests
+        raise AudioError(f"Audio file {path!r} does not exist: check the path.")
     if args.window is None:
         wav = load_audio(path, model.sample_rate)
         scores = model.scores_from_logits(model.compute_logits(wav[None]))
@@ -296,31 +299,58 @@ def _print_result(result, as_json, out):
     out.flush()
 
 
-def _plot(results, model, path, top_k):
-    """Top classes' scores over time, one panel per file."""
+# legend entries per column of the long-audio plot, and panel height per
+# entry (inches): a panel grows so that its legend fits beside it
+_LEGEND_ROWS = 20
+_INCH_PER_ENTRY = 0.22
+
+
+def _plot_figure(results, labels, top_k):
+    """The figure of :func:`_plot`: one panel per file, each with its top
+    classes' scores over time and its legend outside, right of the axes."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        len(results), 1, figsize=(10, 3 * len(results)), squeeze=False
-    )
-    labels = model.labels
-    for ax, result in zip(axes[:, 0], results):
+    shown = min(top_k, len(labels))
+    rows = min(shown, _LEGEND_ROWS)
+    panel_h = max(3.0, 0.8 + _INCH_PER_ENTRY * rows)
+    fig = Figure(figsize=(12, panel_h * len(results)), layout="constrained")
+    axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]
+    # tab20 keeps up to 20 curves apart (the default cycle repeats at 10)
+    tab20 = matplotlib.colormaps["tab20"].colors  # dark/light pairs
+    colors = tab20[0::2] + tab20[1::2]
+    for ax, result in zip(axes, results):
         scores = result["_scores"]
         mids = [(w["start"] + w["end"]) / 2 for w in result["windows"]]
-        top = torch.topk(scores.max(dim=0).values, min(top_k, len(labels)))
-        for idx in top.indices.tolist():
-            ax.plot(mids, scores[:, idx].numpy(), marker=".", label=labels[idx])
+        top = torch.topk(scores.max(dim=0).values, shown)
+        for n, idx in enumerate(top.indices.tolist()):
+            ax.plot(
+                mids,
+                scores[:, idx].numpy(),
+                marker=".",
+                color=colors[n % len(colors)],
+                linestyle="-" if n < len(colors) else "--",
+                label=labels[idx],
+            )
         ax.set_title(os.path.basename(result["file"]))
         ax.set_xlabel("time (s, window centre)")
         ax.set_ylabel("score")
         ax.set_ylim(0, 1)
-        ax.legend(fontsize="small", loc="upper right")
-    fig.tight_layout()
+        ax.legend(
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+            ncol=-(-shown // _LEGEND_ROWS),
+        )
+    return fig
+
+
+def _plot(results, model, path, top_k):
+    """Top classes' scores over time, one panel per file, legends outside
+    the axes (in order of each class's highest score)."""
+    fig = _plot_figure(results, model.labels, top_k)
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _parser():
@@ -416,8 +446,52 @@ def _check_args(parser, args):
             )
 
 
+def _device_error(device):
+    """Why ``device`` cannot run here (an error line), or None."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        return (
+            f"error: --device {device!r} is not a torch device: use cpu, "
+            "cuda or cuda:N."
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return (
+                f"error: --device {device}: there is no CUDA device here "
+                "(torch.cuda.is_available() is False: no NVIDIA GPU, no "
+                "driver, or a CPU-only build of torch). Leave out --device "
+                "to run on the CPU."
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            return (
+                f"error: --device {device}: this machine has {count} CUDA "
+                f"device(s), cuda:0..cuda:{count - 1}."
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        return (
+            f"error: --device {device}: there is no MPS (Apple GPU) device "
+            "here. Leave out --device to run on the CPU."
+        )
+    return None
+
+
 def _load_model(args):
     """The ASTAudioClassifier, or an error message."""
+    error = _device_error(args.device)
+    if error:
+        return None, error
+    if not os.path.exists(args.model):
+        return None, (
+            f"error: model folder {args.model!r} does not exist: pass a "
+            "folder written by speechbrain_ast.convert or a recipe's export."
+        )
+    if not os.path.isdir(args.model):
+        return None, (
+            f"error: --model {args.model!r} is a file, not a model folder: "
+            "pass the folder that holds hyperparams.yaml."
+        )
     hparams = os.path.join(args.model, "hyperparams.yaml")
     if not os.path.isfile(hparams):
         return None, (

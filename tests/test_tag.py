@@ -254,3 +254,136 @@ def test_int8_option_scores_close_to_float(model_dir, files, capsys):
         main(argv + ["--int8", "--device", "cuda"])
     assert exit_info.value.code == 2
     assert "--int8 runs on the CPU only" in capsys.readouterr().err
+
+
+def test_model_folder_errors(model_dir, files, tmp_path, capsys):
+    """A missing folder 'does not exist'; a file is not a folder."""
+    missing = str(tmp_path / "nope")
+    assert main(["--model", missing, files["good"]]) == 2
+    err = capsys.readouterr().err
+    assert missing in err and "does not exist" in err
+    assert "hyperparams.yaml" not in err
+    assert main(["--model", files["good"], files["good"]]) == 2
+    assert "not a model folder" in capsys.readouterr().err
+
+
+def test_device_is_checked_before_loading(
+    model_dir, files, monkeypatch, capsys, caplog
+):
+    """--device cuda without a GPU: one line saying so, before any model
+    loading (no SpeechBrain device warning, no blame on the folder)."""
+    import speechbrain_ast.inference as inference
+
+    loaded = []
+    real = inference.ASTAudioClassifier.from_hparams
+
+    def spy(*args, **kwargs):
+        loaded.append(kwargs.get("run_opts"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference.ASTAudioClassifier, "from_hparams", spy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0"):
+        assert main(["--model", model_dir, "--device", device, files["good"]])
+        err = capsys.readouterr().err
+        assert "no CUDA device" in err and len(err.splitlines()) == 1
+        assert "model folder" not in err and model_dir not in err
+    # checked even before the folder
+    assert main(["--model", "/no/such/folder", "--device", "cuda", "x.wav"])
+    assert "no CUDA device" in capsys.readouterr().err
+    assert main(["--model", model_dir, "--device", "gpu0", files["good"]])
+    assert "not a torch device" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert main(["--model", model_dir, "--device", "cuda:3", files["good"]])
+    assert "has 1 CUDA device(s)" in capsys.readouterr().err
+    assert loaded == []
+    assert "Could not parse CUDA device" not in caplog.text
+    # a device that is there loads as before
+    assert main(["--model", model_dir, "--device", "cpu", files["good"]]) == 0
+    assert loaded == [{"device": "cpu"}]
+
+
+def test_missing_file_message_fits_the_command_line(model_dir, files, capsys):
+    for extra in ([], ["--window", "0.5"]):
+        argv = ["--model", model_dir, files["missing"], files["good"]]
+        assert main(argv + extra) == 1
+        captured = capsys.readouterr()
+        assert captured.out.startswith(files["good"])
+        err = captured.err.strip()
+        assert f"Audio file {files['missing']!r} does not exist" in err
+        assert "manifest" not in err and "placeholder" not in err
+
+
+def _plot_results(n_classes, n_windows=30):
+    """Window results as _tag_file returns them, with curves rising at
+    the end of the recording (where the legend used to sit)."""
+    gen = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 1, n_windows)[:, None]
+    rate = 1 + 6 * torch.rand(1, n_classes, generator=gen)
+    phase = 6 * torch.rand(1, n_classes, generator=gen)
+    scores = torch.sigmoid(3 * torch.sin(rate * t + phase) + 4 * t - 2)
+    windows = [
+        {"start": 5.0 * i, "end": 5.0 * i + 10.0} for i in range(n_windows)
+    ]
+    return {"file": "long.wav", "windows": windows, "_scores": scores}
+
+
+def _legend_outside(fig):
+    """Every panel's legend lies right of its axes and inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # runs the constrained layout
+    renderer = canvas.get_renderer()
+    fig_box = fig.bbox
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        box = legend.get_window_extent(renderer)
+        axes_box = ax.get_window_extent(renderer)
+        assert not box.overlaps(axes_box), (box, axes_box)
+        assert box.x0 >= axes_box.x1
+        assert fig_box.x0 <= box.x0 and box.x1 <= fig_box.x1 + 0.5
+        assert fig_box.y0 <= box.y0 + 0.5 and box.y1 <= fig_box.y1 + 0.5
+
+
+@pytest.mark.parametrize("n_classes", [3, 12, 30])
+def test_plot_legend_outside_axes(n_classes):
+    pytest.importorskip("matplotlib")
+    from speechbrain_ast.tag import _plot_figure
+
+    labels = [f"class {i}, a long AudioSet-like name" for i in range(40)]
+    results = [_plot_results(40), _plot_results(40)]
+    fig = _plot_figure(results, labels, n_classes)
+    _legend_outside(fig)
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        assert len(legend.get_texts()) == n_classes
+        # the curves keep distinct styles (colour, line style)
+        styles = {(ln.get_color(), ln.get_linestyle()) for ln in ax.lines}
+        assert len(styles) == n_classes
+
+
+def test_plot_option_writes_png(files, tmp_path):
+    """--plot with 12 classes writes a PNG (model with 12 labels)."""
+    pytest.importorskip("matplotlib")
+    labels = [f"sound {i}" for i in range(12)]
+    torch.manual_seed(1)
+    folder = tmp_path / "model12"
+    export_model_folder(
+        folder,
+        AST(input_tdim=128, embed_dim=32, depth=1, num_heads=1).eval(),
+        ASTHead(32, 12).eval(),
+        labels,
+        {"target_length": 128},
+        (-4.27, 4.57),
+        multi_label=True,
+    )
+    png = tmp_path / "long.png"
+    argv = ["--model", str(folder), files["long"], "--window", "10"]
+    argv += ["--top-k", "12", "--plot", str(png), "--no-progress"]
+    assert main(argv) == 0
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 100 and image.shape[1] > 100
