@@ -27,8 +27,8 @@ samples/s, model FLOPs utilisation) with ``--dtype`` autocast;
 ``--compile`` puts both models through ``torch.compile`` in the GPU
 inference, training and patchout sections.
 ``--update`` reruns sections into an existing results file: their results
-replace the old ones, the command is recorded under ``runs``, the rest is
-kept; with ``--plot-only`` it only redraws ``--plot`` from that file.
+replace the old ones, the command is recorded under ``runs`` and the day
+under ``dates``, the rest is kept; with ``--plot-only`` it only redraws ``--plot`` from that file.
 ``--tiny`` swaps AST-Base for a 64-wide 2-block model, to try the script.
 
 Authors
@@ -68,7 +68,7 @@ from speechbrain_ast.features import (  # noqa: E402
 )
 from speechbrain_ast.model import AST  # noqa: E402
 from speechbrain_ast.pretrained import build_from_checkpoint  # noqa: E402
-from speechbrain_ast.training import make_optimizer  # noqa: E402
+from speechbrain_ast.optim import make_optimizer  # noqa: E402
 
 SECTIONS = (
     "latency",
@@ -1277,15 +1277,18 @@ def parse_args(argv=None):
     return args
 
 
-def update_results(path, new, command):
+def update_results(path, new, command, date=None):
     """Replaces the sections in ``new`` inside the results file ``path``,
-    records ``command`` as where they come from and returns all results."""
+    records ``command`` as where they come from and ``date`` (default:
+    today, ``YYYY-MM-DD``) as when, and returns all results."""
     with open(path) as handle:
         saved = json.load(handle)
     saved.setdefault("results", {}).update(new)
     runs = saved.setdefault("runs", {})
+    dates = saved.setdefault("dates", {})
     for section in new:
         runs[section] = command
+        dates[section] = date or time.strftime("%Y-%m-%d")
     with open(path, "w") as handle:
         json.dump(saved, handle, indent=1)
     return saved["results"]
@@ -1322,8 +1325,15 @@ def main(argv=None):
     print(f"\nload average at the end: {info['loadavg_end']}")
     if args.json:
         with open(args.json, "w") as handle:
+            today = time.strftime("%Y-%m-%d")
             json.dump(
-                {"machine": info, "results": bench.results}, handle, indent=1
+                {
+                    "machine": info,
+                    "dates": {section: today for section in bench.results},
+                    "results": bench.results,
+                },
+                handle,
+                indent=1,
             )
     results = bench.results
     if args.update:

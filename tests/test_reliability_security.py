@@ -19,7 +19,7 @@ import pytest
 import torch
 from _reliability_audio import valid_wav_bytes
 
-from speechbrain_ast import training
+from speechbrain_ast import checkpoint
 from speechbrain_ast.convert import main as convert_main
 from speechbrain_ast.export import export_model_folder
 from speechbrain_ast.inference import ASTAudioClassifier
@@ -96,7 +96,7 @@ def test_checkpoint_readers_never_unpickle(evil, tmp_path):
     _refused(lambda: read_hf_checkpoint(str(hf)), marker)
     # weight averaging of training checkpoints
     with pytest.raises(Exception, match="(?i)weights only|unpickl"):
-        training.average_checkpoints([ckpt, ckpt])
+        checkpoint.average_checkpoints([ckpt, ckpt])
     assert not marker.exists()
 
 

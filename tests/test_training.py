@@ -1,4 +1,5 @@
-"""The shared training machinery: schedule, sampler, labels, averaging.
+"""The recipes' shared pieces: schedule, optimiser, shards, labels,
+checkpoint averaging, ensembles.
 
 Authors
  * speechbrain-ast developers
@@ -10,7 +11,14 @@ import os
 import pytest
 import torch
 
-from speechbrain_ast import training
+from speechbrain_ast import (
+    checkpoint,
+    distributed,
+    ensemble,
+    labels,
+    optim,
+    recipe as recipe_utils,
+)
 
 
 def test_schedule_equals_reference_multisteplr():
@@ -21,7 +29,7 @@ def test_schedule_equals_reference_multisteplr():
         ref = torch.optim.lr_scheduler.MultiStepLR(
             opt, list(range(start, 1000, every)), gamma=factor
         )
-        ours = training.WarmupStepDecay(
+        ours = optim.WarmupStepDecay(
             1e-3, decay_start=start, decay_every=every, decay_factor=factor
         )
         for epoch in range(1, 31):  # the reference counts epochs from 1
@@ -33,14 +41,14 @@ def test_schedule_equals_reference_multisteplr():
 
 
 def test_warmup_is_linear_then_flat():
-    sched = training.WarmupStepDecay(1e-5, warmup_steps=1000)
+    sched = optim.WarmupStepDecay(1e-5, warmup_steps=1000)
     assert sched(1, step=1) == pytest.approx(1e-8)
     assert sched(1, step=500) == pytest.approx(5e-6)
     assert sched(1, step=1000) == sched(1, step=5000) == 1e-5
 
 
 def test_optimizer_is_the_papers():
-    opt = training.make_optimizer(torch.nn.Linear(2, 2).parameters(), 1e-5)
+    opt = optim.make_optimizer(torch.nn.Linear(2, 2).parameters(), 1e-5)
     assert isinstance(opt, torch.optim.Adam)
     group = opt.param_groups[0]
     assert group["betas"] == (0.95, 0.999)
@@ -54,7 +62,7 @@ def test_optimizer_is_fused_and_equals_plain_adam():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 3))
     plain = copy.deepcopy(model)
-    fused = training.make_optimizer(model.parameters(), 1e-3)
+    fused = optim.make_optimizer(model.parameters(), 1e-3)
     loop = torch.optim.Adam(
         plain.parameters(), lr=1e-3, betas=(0.95, 0.999), weight_decay=5e-7
     )
@@ -67,7 +75,7 @@ def test_optimizer_is_fused_and_equals_plain_adam():
             opt.step()
     for a, b in zip(model.parameters(), plain.parameters()):
         assert (a - b).abs().max() < 1e-6
-    resumed = training.make_optimizer(copy.deepcopy(plain).parameters(), 1e-3)
+    resumed = optim.make_optimizer(copy.deepcopy(plain).parameters(), 1e-3)
     resumed.load_state_dict(loop.state_dict())
     assert len(resumed.state) == len(loop.state)
 
@@ -76,14 +84,14 @@ def test_optimizer_groups_and_fallback():
     """Parameter groups given as generators keep their parameters; a
     parameter the fused kernel cannot take gives the default Adam."""
     net = torch.nn.Linear(2, 2)
-    opt = training.make_optimizer(
+    opt = optim.make_optimizer(
         [{"params": iter([net.weight])}, {"params": net.bias, "lr": 1.0}],
         1e-5,
     )
     assert [len(g["params"]) for g in opt.param_groups] == [1, 1]
     assert opt.param_groups[1]["lr"] == 1.0 and opt.defaults["fused"]
     meta = torch.nn.Parameter(torch.zeros(2, device="meta"))
-    assert not training.make_optimizer([meta], 1e-5).defaults["fused"]
+    assert not optim.make_optimizer([meta], 1e-5).defaults["fused"]
 
 
 def test_resolve_hparams_file(tmp_path, monkeypatch):
@@ -96,14 +104,14 @@ def test_resolve_hparams_file(tmp_path, monkeypatch):
     (cwd / "hparams" / "b.yaml").write_text("x: 3\n")
     monkeypatch.chdir(cwd)
     # the recipe folder wins, the cwd is the fallback
-    assert training.resolve_hparams_file("hparams/a.yaml", recipe) == str(
+    assert recipe_utils.resolve_hparams_file("hparams/a.yaml", recipe) == str(
         recipe / "hparams" / "a.yaml"
     )
-    assert training.resolve_hparams_file("hparams/b.yaml", recipe) == str(
+    assert recipe_utils.resolve_hparams_file("hparams/b.yaml", recipe) == str(
         cwd / "hparams" / "b.yaml"
     )
     with pytest.raises(FileNotFoundError) as err:
-        training.resolve_hparams_file("hparams/c.yaml", recipe)
+        recipe_utils.resolve_hparams_file("hparams/c.yaml", recipe)
     assert str(recipe / "hparams" / "c.yaml") in str(err.value)
     assert str(cwd / "hparams" / "c.yaml") in str(err.value)
 
@@ -112,12 +120,13 @@ def test_shards_cover_every_example_once():
     for n in (0, 1, 7, 10):
         for world in (1, 2, 3):
             shards = [
-                list(training.ShardSampler(n, r, world)) for r in range(world)
+                list(distributed.ShardSampler(n, r, world))
+                for r in range(world)
             ]
             flat = sorted(i for s in shards for i in s)
             assert flat == list(range(n))
             assert [len(s) for s in shards] == [
-                len(training.ShardSampler(n, r, world)) for r in range(world)
+                len(distributed.ShardSampler(n, r, world)) for r in range(world)
             ]
 
 
@@ -126,13 +135,13 @@ def test_multi_hot_encoder_roundtrip(tmp_path):
     csv_path.write_text(
         'index,mid,display_name\n1,/m/b,"Dog, bark"\n0,/m/a,Speech\n'
     )
-    enc = training.MultiHotEncoder.from_class_labels_csv(csv_path)
+    enc = labels.MultiHotEncoder.from_class_labels_csv(csv_path)
     assert enc.labels == ["/m/a", "/m/b"]
     assert enc.display_names["/m/b"] == "Dog, bark"
     assert enc.encode(["/m/b"]).tolist() == [0.0, 1.0]
     assert enc.decode(torch.tensor([0.9, 0.6])) == ["/m/a", "/m/b"]
     enc.save(tmp_path / "labels.txt")
-    back = training.MultiHotEncoder.load(tmp_path / "labels.txt")
+    back = labels.MultiHotEncoder.load(tmp_path / "labels.txt")
     assert back.labels == enc.labels and back.display_names == enc.display_names
     with pytest.raises(KeyError, match="/m/zzz"):
         enc.encode(["/m/zzz"])
@@ -140,12 +149,12 @@ def test_multi_hot_encoder_roundtrip(tmp_path):
 
 def test_balanced_weights_follow_reference_formula():
     clips = [["a"], ["a", "b"], ["c"], ["a"]]
-    enc = training.MultiHotEncoder(["a", "b", "c"])
-    weights = training.balanced_sample_weights(clips, enc)
+    enc = labels.MultiHotEncoder(["a", "b", "c"])
+    weights = labels.balanced_sample_weights(clips, enc)
     count = {"a": 3, "b": 1, "c": 1}
     expected = [sum(1000 / (count[k] + 0.01) for k in c) for c in clips]
     torch.testing.assert_close(weights, torch.tensor(expected).double())
-    sampler = training.make_balanced_sampler(weights, num_samples=4000)
+    sampler = labels.make_balanced_sampler(weights, num_samples=4000)
     drawn = torch.bincount(torch.tensor(list(sampler)), minlength=4).double()
     # draws are proportional to the weights (rare classes over-sampled)
     torch.testing.assert_close(
@@ -165,9 +174,9 @@ def test_average_checkpoints_and_epoch_lookup(tmp_path):
                 p.normal_()
         states.append({k: v.clone() for k, v in model.state_dict().items()})
         torch.save(model.state_dict(), ckpt / "embedding_model.ckpt")
-    found = training.find_epoch_checkpoints(tmp_path, 2, 3)
+    found = checkpoint.find_epoch_checkpoints(tmp_path, 2, 3)
     assert [os.path.basename(f) for f in found] == ["CKPT+2", "CKPT+3"]
-    avg = training.average_checkpoints(
+    avg = checkpoint.average_checkpoints(
         [os.path.join(f, "embedding_model.ckpt") for f in found]
     )
     for key in avg:
@@ -175,10 +184,10 @@ def test_average_checkpoints_and_epoch_lookup(tmp_path):
             avg[key], (states[1][key] + states[2][key]) / 2
         )
     with pytest.raises(FileNotFoundError, match=r"\[4\]"):
-        training.find_epoch_checkpoints(tmp_path, 3, 4)
+        checkpoint.find_epoch_checkpoints(tmp_path, 3, 4)
     torch.save({"other": torch.zeros(1)}, tmp_path / "bad.ckpt")
     with pytest.raises(ValueError, match="different keys"):
-        training.average_checkpoints(
+        checkpoint.average_checkpoints(
             [found[0] + "/embedding_model.ckpt", tmp_path / "bad.ckpt"]
         )
 
@@ -186,7 +195,7 @@ def test_average_checkpoints_and_epoch_lookup(tmp_path):
 def test_ensemble_averages_scores():
     a, b = torch.rand(5, 4), torch.rand(5, 4)
     torch.testing.assert_close(
-        training.ensemble_predictions([a, b]), (a + b) / 2
+        ensemble.ensemble_predictions([a, b]), (a + b) / 2
     )
     with pytest.raises(ValueError, match="one shape"):
-        training.ensemble_predictions([a, torch.rand(4, 4)])
+        ensemble.ensemble_predictions([a, torch.rand(4, 4)])

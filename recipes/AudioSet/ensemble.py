@@ -30,7 +30,7 @@ import sys
 import torch
 
 from speechbrain_ast.metrics import classification_stats
-from speechbrain_ast.training import ensemble_predictions
+from speechbrain_ast.ensemble import ensemble_predictions
 
 PREDICTIONS_FILE = "test_predictions.pt"
 

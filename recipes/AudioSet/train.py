@@ -12,7 +12,8 @@ training starts (counts in the log, the list in
 ``<output_folder>/manifests/missing_or_unreadable.csv``) and trains on the
 clips that exist. Multi-hot targets, BCE, mixup, SpecAugment, warm-up and
 step decay, the balanced sampler (full set) and per-epoch mAP / mAUC /
-d-prime on the eval set come from :mod:`speechbrain_ast.training`.
+d-prime on the eval set: :class:`AudioSetBrain` below and the library
+functions it calls.
 
 The test stage evaluates the best epoch by validation mAP, then (with
 ``weight_averaging``) the average of the epoch ``wa_start..wa_end``
@@ -35,17 +36,31 @@ from hyperpyyaml import load_hyperpyyaml
 import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.audio import load_audio
-from speechbrain_ast.dataprep import check_manifests
-from speechbrain_ast.training import (
-    ASTBrain,
-    MultiHotEncoder,
+from speechbrain_ast.checkpoint import (
     average_checkpoints,
-    balanced_sample_weights,
-    export_recipe_model,
     find_epoch_checkpoints,
-    init_recipe_model,
+)
+from speechbrain_ast.dataprep import check_manifests
+from speechbrain_ast.distributed import (
+    ShardedEvaluation,
+    sharded_loader_kwargs,
+    unwrap,
+)
+from speechbrain_ast.export import export_model_folder
+from speechbrain_ast.labels import (
+    MultiHotEncoder,
+    as_float_targets,
+    balanced_sample_weights,
     make_balanced_sampler,
+)
+from speechbrain_ast.losses import class_scores, classification_loss
+from speechbrain_ast.metrics import classification_stats
+from speechbrain_ast.optim import set_lr
+from speechbrain_ast.recipe import (
+    init_from_pretrained,
+    log_jsonl,
     resolve_hparams_file,
+    save_predictions,
 )
 
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -56,13 +71,72 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "eval")
 
 
-class AudioSetBrain(ASTBrain):
-    """AudioSet: multi-label, BCE, mAP (all in ASTBrain), plus evaluation
-    of weight-averaged checkpoints.
+class AudioSetBrain(sb.core.Brain):
+    """AST on AudioSet: multi-label, BCE, mAP (the best checkpoint), mean
+    AUC, d-prime; evaluation of weight-averaged checkpoints.
 
     Set :attr:`averaged_state` (module name -> state dict) to evaluate
     those weights instead of the checkpoint the Checkpointer recovers.
+
+    Under DDP each rank evaluates its own shard of the validation and test
+    sets with the unwrapped modules, and the metrics are computed on the
+    gathered set: equal to a single-process run.
     """
+
+    def compute_forward(self, batch, stage):
+        """Waveforms -> logits ``[B, C]``, with the (mixed) targets."""
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        targets = as_float_targets(batch.target, self.hparams.n_classes)
+        train = stage == sb.Stage.TRAIN
+
+        # Mixup on waveforms and targets (the paper: probability 0.5)
+        if train and self.hparams.mixup.prob > 0:
+            wavs, targets = self.hparams.mixup(wavs, targets, lens)
+
+        # Kaldi fbank in float32, also under --precision fp16/bf16
+        with torch.autocast(self.device_type, enabled=False):
+            feats = self.hparams.compute_features(wavs.float(), lens)
+        if train:
+            feats = self.hparams.spec_augment(feats)
+        feats = self.hparams.mean_var_norm(feats)
+
+        # evaluation: no DDP wrapper, so ranks need not step together
+        embedding_model = self.modules.embedding_model
+        classifier = self.modules.classifier
+        if not train:
+            embedding_model = unwrap(embedding_model)
+            classifier = unwrap(classifier)
+        logits = classifier(embedding_model(feats))
+        return logits, targets
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The loss; outside training also collects scores for metrics."""
+        logits, targets = predictions
+        loss = classification_loss(logits, targets, self.hparams.loss)
+        if stage != sb.Stage.TRAIN:
+            scores = class_scores(logits, self.hparams.loss)
+            self.evaluation.append(batch.id, scores, targets, loss)
+        return loss
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Sets this step's learning rate (warm-up, then step decay)."""
+        if should_step:
+            epoch = self.hparams.epoch_counter.current
+            lr = self.hparams.lr_scheduler(epoch, self.optimizer_step + 1)
+            set_lr(self.optimizer, lr)
+
+    def make_dataloader(
+        self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
+    ):
+        """Validation and test under DDP: one disjoint shard per rank."""
+        if stage != sb.Stage.TRAIN:
+            loader_kwargs = sharded_loader_kwargs(
+                dataset, loader_kwargs, stage.name
+            )
+        return super().make_dataloader(
+            dataset, stage, ckpt_prefix, **loader_kwargs
+        )
 
     averaged_state = None
 
@@ -70,9 +144,66 @@ class AudioSetBrain(ASTBrain):
         """Recovers the best checkpoint, or loads the averaged weights."""
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
         for name, state in (self.averaged_state or {}).items():
-            module = self.modules[name]
-            # under DDP the module is wrapped; its weights are inside
-            getattr(module, "module", module).load_state_dict(state)
+            unwrap(self.modules[name]).load_state_dict(state)
+
+    def on_stage_start(self, stage, epoch=None):
+        """A fresh collector for the evaluation stages."""
+        self.evaluation = ShardedEvaluation(self.hparams.n_classes)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Metrics on the gathered set, logs, checkpoints."""
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        result = self.evaluation.gather()
+        stats = {"loss": result["loss"]}
+        stats.update(
+            classification_stats(
+                result["scores"], result["targets"], multi_label=True
+            )
+        )
+        logger.info(
+            "%s: %d examples evaluated (per rank: %s)",
+            stage.name,
+            len(result["ids"]),
+            result["per_rank"],
+        )
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "epoch": epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                },
+                train_stats={"loss": self.train_loss},
+                valid_stats=stats,
+            )
+            log_jsonl(
+                self.hparams.output_folder,
+                {"stage": "valid", "epoch": epoch, **stats},
+            )
+            # the best by mAP (and the latest; every epoch for averaging)
+            self.checkpointer.save_and_keep_only(
+                meta={**stats, "epoch": epoch},
+                max_keys=["mAP"],
+                num_to_keep=self.hparams.ckpt_keep,
+            )
+        else:
+            loaded = self.hparams.epoch_counter.current
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": loaded}, test_stats=stats
+            )
+            log_jsonl(
+                self.hparams.output_folder,
+                {
+                    "stage": "test",
+                    "epoch": loaded,
+                    "ids_evaluated": len(result["ids"]),
+                    "per_rank": result["per_rank"],
+                    **stats,
+                },
+            )
+            save_predictions(self.hparams.output_folder, result)
+        self.last_stats = stats
 
 
 def dataio_prepare(hparams):
@@ -196,10 +327,19 @@ if __name__ == "__main__":
     if if_main_process():
         encoder.save(os.path.join(hparams["save_folder"], "labels.txt"))
 
-    init_recipe_model(hparams)
+    loaded = init_from_pretrained(
+        hparams["embedding_model"],
+        audioset_pretrain=hparams["audioset_pretrain"],
+        imagenet_pretrain=hparams["imagenet_pretrain"],
+        imagenet_checkpoint=hparams["imagenet_checkpoint"],
+        channel_reduction=hparams["channel_reduction"],
+        pos_embed=hparams["pos_embed_adaptation"],
+    )
+    logger.info("AST initialised from: %s", loaded)
 
     brain = AudioSetBrain(
         modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
@@ -216,7 +356,7 @@ if __name__ == "__main__":
     )
     brain.evaluate(
         datasets["eval"],
-        max_key=brain.best_metric,
+        max_key="mAP",
         test_loader_kwargs=hparams["test_dataloader_options"],
     )
     if hparams["weight_averaging"]:
@@ -238,4 +378,14 @@ if __name__ == "__main__":
             test_loader_kwargs=hparams["test_dataloader_options"],
         )
     if hparams["export_model"] and if_main_process():
-        export_recipe_model(hparams, encoder.labels)
+        folder = export_model_folder(
+            os.path.join(hparams["output_folder"], "model"),
+            hparams["embedding_model"],
+            hparams["classifier"],
+            encoder.labels,
+            frontend_kwargs={"target_length": hparams["target_length"]},
+            norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
+            multi_label=hparams["multi_label"],
+            overwrite=True,
+        )
+        logger.info("Model exported to %s", folder)
