@@ -28,7 +28,8 @@ samples/s, model FLOPs utilisation) with ``--dtype`` autocast;
 inference, training and patchout sections.
 ``--update`` reruns sections into an existing results file: their results
 replace the old ones, the command is recorded under ``runs`` and the day
-under ``dates``, the rest is kept; with ``--plot-only`` it only redraws ``--plot`` from that file.
+under ``dates``, the rest is kept; with ``--plot-only`` it only redraws
+``--plot`` from that file.
 ``--tiny`` swaps AST-Base for a 64-wide 2-block model, to try the script.
 
 Authors
@@ -67,8 +68,8 @@ from speechbrain_ast.features import (  # noqa: E402
     KaldiFbank,
 )
 from speechbrain_ast.model import AST  # noqa: E402
-from speechbrain_ast.pretrained import build_from_checkpoint  # noqa: E402
 from speechbrain_ast.optim import make_optimizer  # noqa: E402
+from speechbrain_ast.pretrained import build_from_checkpoint  # noqa: E402
 
 SECTIONS = (
     "latency",
@@ -1329,7 +1330,7 @@ def main(argv=None):
             json.dump(
                 {
                     "machine": info,
-                    "dates": {section: today for section in bench.results},
+                    "dates": dict.fromkeys(bench.results, today),
                     "results": bench.results,
                 },
                 handle,

@@ -148,7 +148,16 @@ def machine(device="cpu"):
             for line in handle:
                 if line.startswith("flags"):
                     have = set(line.split(":", 1)[1].split())
-                    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx")
+                    wanted = (
+                        "avx2",
+                        "fma",
+                        "avx_vnni",
+                        "avx512f",
+                        "avx512_vnni",
+                        "avx512_bf16",
+                        "amx_int8",
+                        "amx_bf16",
+                    )
                     flags = " ".join(f for f in wanted if f in have)
                     break
     except OSError:

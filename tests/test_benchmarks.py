@@ -5,6 +5,7 @@ and --update replaces only the sections it reran."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,21 @@ def run(*args):
     )
 
 
+def _today():
+    return time.strftime("%Y-%m-%d")
+
+
 def test_json_then_update_one_section(tmp_path):
     path = tmp_path / "bench.json"
+    day = _today()
     first = run("--only", "frontend,native", "--json", str(path))
     assert first.returncode == 0, first.stderr
     assert "### 6. Frontend" in first.stdout
     saved = json.loads(path.read_text())
     assert set(saved["results"]) == {"frontend", "native"}
+    # the day of the run (either side of a midnight during it)
+    assert set(saved["dates"]) == {"frontend", "native"}
+    assert set(saved["dates"].values()) <= {day, _today()}
     frontend = saved["results"]["frontend"]
     # equal output: every bin within 60 dB of its frame's peak
     assert frontend["max_abs_diff_within_60db"] < 1e-3
@@ -42,6 +51,8 @@ def test_json_then_update_one_section(tmp_path):
     assert updated["results"]["native"] == native
     assert updated["runs"]["frontend"].endswith(f"--update {path}")
     assert "native" not in updated["runs"]
+    assert updated["dates"]["native"] == saved["dates"]["native"]
+    assert updated["dates"]["frontend"] in {day, _today()}
     assert updated["machine"] == saved["machine"]
 
     png = tmp_path / "bench.png"
@@ -226,3 +237,19 @@ def test_before_after_bad_revision_is_a_usage_error(capsys):
             module.main(args)
         assert stop.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_update_records_each_section_s_date(tmp_path):
+    """--update keeps the other sections' dates and gives a file written
+    before dates were recorded a ``dates`` entry for the rerun section."""
+    update_results = _load_script().update_results
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"results": {"a": 1, "b": 2}, "runs": {}}))
+    update_results(str(path), {"a": 3}, "cmd one", date="2026-01-02")
+    update_results(str(path), {"b": 4}, "cmd two", date="2026-02-03")
+    saved = json.loads(path.read_text())
+    assert saved["results"] == {"a": 3, "b": 4}
+    assert saved["runs"] == {"a": "cmd one", "b": "cmd two"}
+    assert saved["dates"] == {"a": "2026-01-02", "b": "2026-02-03"}
+    update_results(str(path), {"a": 5}, "cmd three")
+    assert json.loads(path.read_text())["dates"]["a"] == _today()
