@@ -1,0 +1,433 @@
+"""An AST model folder -> one ONNX file: waveform in, logits out.
+
+::
+
+    python -m speechbrain_ast.export_onnx MODEL_FOLDER --out model.onnx \\
+        [--precision fp32|int8]
+
+The graph is the whole pipeline of the folder's
+:class:`~speechbrain_ast.inference.ASTAudioClassifier`: the Kaldi fbank
+frontend (as :class:`~speechbrain_ast.features.ExportableFbank`, the same
+features written with a strided convolution instead of an FFT), the fixed
+normalisation, the AST lobe and the head. Its input ``waveform`` is
+``[batch, samples]`` float32 at the folder's sample rate, both axes
+dynamic; every clip of a batch is taken at its full length (pad shorter
+clips yourself, or run them one by one). Its output ``logits`` is
+``[batch, n_classes]``. A native-length folder keeps each clip's own
+length in the graph too: the positional embedding is adapted to the
+clip's patch grid inside the graph (centre cut or linear interpolation,
+:func:`speechbrain_ast.pos_embed.adapt_pos_embed`'s rule).
+
+The labels and the folder's settings travel in the file's
+``metadata_props``: ``labels`` (a JSON list, index order),
+``multi_label``, ``sample_rate``, ``native_length``, ``target_length``,
+``precision``; :func:`read_metadata` reads them.
+
+``--precision int8`` applies ONNX Runtime's dynamic quantization
+(``onnxruntime.quantization.quantize_dynamic``: int8 weights of the
+matrix products, activations quantized per call) to the float32 export.
+
+Needs the ``deploy`` extra (``pip install speechbrain_ast[deploy]``:
+onnx, onnxscript, onnxruntime, openvino).
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechbrain_ast.features import ExportableFbank
+from speechbrain_ast.model import (
+    NUM_TOKENS,
+    _supports_token_only,
+    _token_only_block,
+)
+
+__all__ = [
+    "WaveformToLogits",
+    "export_onnx",
+    "load_folder",
+    "main",
+    "read_metadata",
+]
+
+OPSET = 18
+
+
+def _require(module, what):
+    """Imports ``module`` or raises an ImportError saying how to get it."""
+    try:
+        return __import__(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{what} needs the {module!r} package: pip install "
+            "'speechbrain_ast[deploy]' (onnx, onnxscript, onnxruntime, "
+            "openvino)."
+        ) from err
+
+
+class WaveformToLogits(nn.Module):
+    """The exportable pipeline of a loaded AST model folder.
+
+    Frontend (:class:`~speechbrain_ast.features.ExportableFbank`), fixed
+    normalisation, the lobe's patch embedding, positional embedding,
+    blocks and pooling, and the head, written without data-dependent
+    Python branches, so ``torch.export`` keeps the time axis dynamic.
+    The input checks of :class:`~speechbrain_ast.model.AST` (NaN, shapes)
+    are not part of the graph.
+
+    Arguments
+    ---------
+    classifier : speechbrain_ast.inference.ASTAudioClassifier
+        A loaded float32 model folder.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_ast.export import export_model_folder
+    >>> from speechbrain_ast.inference import ASTAudioClassifier
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> tmp = tempfile.mkdtemp()
+    >>> folder = export_model_folder(
+    ...     os.path.join(tmp, "model"),
+    ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
+    ...     ASTHead(64, 3),
+    ...     ["dog", "cat", "bird"],
+    ...     {"target_length": 128},
+    ...     (-4.27, 4.57),
+    ...     multi_label=True,
+    ... )
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=folder, savedir=os.path.join(tmp, "saved")
+    ... )
+    >>> wavs = torch.randn(1, 16000) * 0.1
+    >>> graph = WaveformToLogits(model)
+    >>> bool((graph(wavs) - model.compute_logits(wavs)).abs().max() < 1e-4)
+    True
+    """
+
+    def __init__(self, classifier):
+        super().__init__()
+        mods = classifier.mods
+        lobe = mods.embedding_model
+        weight = lobe.patch_embed.proj.weight
+        if weight.dtype != torch.float32:
+            raise ValueError(
+                f"The model was loaded with precision "
+                f"{getattr(classifier, 'precision', None)!r} (weights "
+                f"{weight.dtype}): export a float32 model (precision 'fp32'; "
+                "--precision int8 quantizes the float32 graph)."
+            )
+        self.frontend = ExportableFbank(mods.compute_features)
+        self.mean = float(mods.mean_var_norm.mean)
+        self.std = float(mods.mean_var_norm.std)
+        self.lobe = lobe
+        self.head = mods.classifier
+        self.native_length = bool(classifier.native_length)
+        self.patch_time = int(lobe.patch_size[1])
+
+    def _pos_embed(self, t_dim):
+        """The patch positional embedding ``[1, f_dim * t_dim, D]`` for
+        ``t_dim`` time patches: the built one, centre-cut when shorter,
+        linearly interpolated along time (``align_corners=False``) when
+        longer, as a gather and a blend that any ``t_dim`` runs through."""
+        lobe = self.lobe
+        f_dim, src_t = lobe.patch_grid
+        pos = lobe.pos_embed[:, NUM_TOKENS:]
+        dim = pos.shape[-1]
+        grid = pos.reshape(1, f_dim, src_t, dim)
+        out = torch.arange(t_dim, device=pos.device)
+        # growing: F.interpolate's source coordinate and its two neighbours
+        coord = (out.to(pos.dtype) + 0.5) * (src_t / t_dim) - 0.5
+        coord = coord.clamp(min=0.0)
+        low = coord.floor().long().clamp(max=src_t - 1)
+        high = (low + 1).clamp(max=src_t - 1)
+        frac = coord - low.to(pos.dtype)
+        # shrinking (or equal): the centre cut
+        cut = (out + (src_t // 2 - t_dim // 2)).clamp(0, src_t - 1)
+        shrink = out[-1:] < src_t  # t_dim <= src_t
+        low = torch.where(shrink, cut, low)
+        high = torch.where(shrink, cut, high)
+        frac = torch.where(shrink, torch.zeros_like(frac), frac)
+        frac = frac.reshape(1, 1, -1, 1)
+        adapted = grid[:, :, low] * (1.0 - frac) + grid[:, :, high] * frac
+        return adapted.reshape(1, f_dim * t_dim, dim)
+
+    def embed(self, feats):
+        """Pooled embedding of normalised features ``[batch, time, F]``
+        (:meth:`speechbrain_ast.model.AST.forward` without its checks)."""
+        lobe = self.lobe
+        if self.native_length:
+            # too short for one patch: zero frames up to a patch
+            frames = torch.sym_max(feats.shape[1], self.patch_time)
+            feats = F.pad(feats, (0, 0, 0, self.patch_time))[:, :frames]
+            t_dim = (frames - self.patch_time) // lobe.tstride + 1
+            pos_patches = self._pos_embed(t_dim)
+        else:
+            pos_patches = lobe.pos_embed[:, NUM_TOKENS:]
+        patches = lobe.patch_embed(feats) + pos_patches
+        batch = patches.shape[0]
+        tokens = torch.cat([lobe.cls_token, lobe.dist_token], dim=1)
+        tokens = tokens + lobe.pos_embed[:, :NUM_TOKENS]
+        x = torch.cat([tokens.expand(batch, -1, -1), patches], dim=1)
+        last = len(lobe.blocks) - 1
+        for i, block in enumerate(lobe.blocks):
+            if i == last and _supports_token_only(block):
+                x = _token_only_block(block, x)
+            else:
+                x = block(x)
+        x = lobe.norm(x)
+        return (x[:, 0] + x[:, 1]) / 2
+
+    def forward(self, waveform):
+        """``[batch, samples]`` waveforms -> ``[batch, n_classes]`` logits."""
+        feats = self.frontend(waveform)
+        feats = (feats - self.mean) / (2.0 * self.std)
+        return self.head(self.embed(feats))
+
+
+def load_folder(folder, savedir=None):
+    """Loads a model folder as a float32 CPU ``ASTAudioClassifier``.
+
+    Arguments
+    ---------
+    folder : str
+        A folder written by :mod:`speechbrain_ast.export` or ``convert``.
+    savedir : str, optional
+        Where SpeechBrain links the files (default: a temporary folder).
+
+    Returns
+    -------
+    speechbrain_ast.inference.ASTAudioClassifier
+    """
+    from speechbrain_ast.inference import ASTAudioClassifier
+
+    folder = os.fspath(folder)
+    if not os.path.isfile(os.path.join(folder, "hyperparams.yaml")):
+        raise ValueError(
+            f"{folder!r} is not a model folder (no hyperparams.yaml): give a "
+            "folder written by speechbrain_ast.export or "
+            "speechbrain_ast.convert."
+        )
+    savedir = savedir or tempfile.mkdtemp(prefix="ast_onnx_")
+    return ASTAudioClassifier.from_hparams(
+        source=folder, savedir=savedir, run_opts={"device": "cpu"}
+    )
+
+
+def _metadata(classifier, precision):
+    """The ``metadata_props`` entries of an exported file."""
+    frontend = classifier.mods.compute_features
+    return {
+        "labels": json.dumps(classifier.labels, ensure_ascii=False),
+        "multi_label": json.dumps(bool(classifier.multi_label)),
+        "sample_rate": str(int(classifier.sample_rate)),
+        "native_length": json.dumps(bool(classifier.native_length)),
+        "target_length": json.dumps(frontend.target_length),
+        "min_samples": str(int(frontend.win_length)),
+        "precision": precision,
+        "producer": "speechbrain_ast.export_onnx",
+    }
+
+
+def read_metadata(path):
+    """The labels and settings stored in an exported file.
+
+    Arguments
+    ---------
+    path : str
+        An ``.onnx`` file written by :func:`export_onnx`.
+
+    Returns
+    -------
+    dict
+        ``labels`` (list of str), ``multi_label`` (bool), ``sample_rate``
+        (int), ``native_length`` (bool), ``target_length`` (int or None),
+        ``precision`` (str).
+    """
+    onnx = _require("onnx", "Reading an ONNX file")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"ONNX file {path!r} does not exist.")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError and others
+        raise ValueError(
+            f"{path!r} is not a readable ONNX file ({err}): export it with "
+            "python -m speechbrain_ast.export_onnx MODEL_FOLDER --out FILE."
+        ) from err
+    props = {p.key: p.value for p in model.metadata_props}
+    if "labels" not in props:
+        raise ValueError(
+            f"ONNX file {path!r} has no 'labels' in its metadata_props: it "
+            "was not written by speechbrain_ast.export_onnx, so its class "
+            "names are unknown. Export the model folder with it."
+        )
+    return {
+        "labels": json.loads(props["labels"]),
+        "multi_label": json.loads(props.get("multi_label", "false")),
+        "sample_rate": int(props.get("sample_rate", 16000)),
+        "native_length": json.loads(props.get("native_length", "false")),
+        "target_length": json.loads(props.get("target_length", "null")),
+        "min_samples": int(props.get("min_samples", 0)),
+        "precision": props.get("precision", "fp32"),
+    }
+
+
+def _write_metadata(path, entries):
+    """Adds ``entries`` to the file's ``metadata_props`` (in place)."""
+    onnx = _require("onnx", "Writing an ONNX file")
+    model = onnx.load(path)
+    for key, value in entries.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save(model, path)
+
+
+def _linear_nodes(path):
+    """The graph's matrix products by a weight (the lobe's and head's
+    linear layers): the ones int8 quantizes. The frontend's products (its
+    power spectra span too many decades for 8 bits) and attention's
+    products of two activations stay float32, as in
+    :func:`speechbrain_ast.quantize.quantize_int8`."""
+    onnx = _require("onnx", "The int8 ONNX export")
+    graph = onnx.load(path).graph
+    weights = {init.name for init in graph.initializer}
+    names = []
+    for node in graph.node:
+        if node.op_type not in ("MatMul", "Gemm"):
+            continue
+        scope = " ".join(p.value for p in node.metadata_props)
+        if node.input[1] in weights and "/frontend" not in scope:
+            names.append(node.name)
+    if not names:
+        raise ValueError(
+            f"No linear layers found to quantize in {path!r}: the exported "
+            "graph is not the expected AST pipeline."
+        )
+    return names
+
+
+def export_onnx(folder, out, precision="fp32", savedir=None):
+    """Exports a model folder to one ONNX file (waveform -> logits).
+
+    Arguments
+    ---------
+    folder : str or ASTAudioClassifier
+        A model folder, or a loaded float32 classifier.
+    out : str
+        The ``.onnx`` file to write (replaced if it exists).
+    precision : str
+        ``"fp32"``, or ``"int8"`` for ONNX Runtime's dynamic quantization
+        of the float32 graph.
+    savedir : str, optional
+        SpeechBrain's link folder when loading ``folder``.
+
+    Returns
+    -------
+    str
+        ``out``.
+    """
+    if precision not in ("fp32", "int8"):
+        raise ValueError(
+            f"Unknown precision {precision!r} for the ONNX export: use "
+            "'fp32' or 'int8'."
+        )
+    _require("onnx", "The ONNX export")
+    _require("onnxscript", "The ONNX export")
+    if isinstance(folder, (str, os.PathLike)):
+        classifier = load_folder(folder, savedir)
+    else:
+        classifier = folder
+    graph = WaveformToLogits(classifier).eval()
+    out = os.fspath(out)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    sample_rate = int(classifier.sample_rate)
+    # batch 2: an example of size 1 would be specialised to it
+    example = torch.zeros(2, sample_rate)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    samples = torch.export.Dim("samples", min=1, max=3600 * sample_rate)
+    with tempfile.TemporaryDirectory(dir=parent) as tmp:
+        fp32_path = os.path.join(tmp, "fp32.onnx")
+        with torch.no_grad():
+            program = torch.onnx.export(
+                graph,
+                (example,),
+                dynamo=True,
+                input_names=["waveform"],
+                output_names=["logits"],
+                dynamic_shapes={"waveform": {0: batch, 1: samples}},
+                opset_version=OPSET,
+                external_data=False,
+                verbose=False,
+            )
+        program.save(fp32_path, external_data=False)
+        written = fp32_path
+        if precision == "int8":
+            _require("onnxruntime", "The int8 ONNX export")
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            written = os.path.join(tmp, "int8.onnx")
+            quantize_dynamic(
+                fp32_path,
+                written,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul", "Gemm"],
+                nodes_to_quantize=_linear_nodes(fp32_path),
+            )
+        _write_metadata(written, _metadata(classifier, precision))
+        os.replace(written, out)
+    return out
+
+
+def main(argv=None):
+    """The command line: ``python -m speechbrain_ast.export_onnx``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_ast.export_onnx",
+        description=(
+            "Export an AST model folder to one ONNX file: float32 waveform "
+            "[batch, samples] -> logits [batch, n_classes], any length; the "
+            "labels are stored in its metadata."
+        ),
+    )
+    parser.add_argument("folder", help="model folder (export or convert)")
+    parser.add_argument("--out", required=True, help="the .onnx file")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="int8: ONNX Runtime's dynamic quantization (default fp32)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        path = export_onnx(args.folder, args.out, args.precision)
+    except (ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
