@@ -163,3 +163,21 @@ def test_yaml_keys_are_used_by_the_script():
             os.path.join(RECIPE, "hparams", name),
             os.path.join(RECIPE, "pretrain.py"),
         ), name
+
+
+def test_two_process_ddp_run_writes_the_encoder(tmp_path):
+    """torchrun with 2 CPU processes (gloo): one encoder file, one log."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         os.path.join(RECIPE, "pretrain.py"), "hparams/ssast_small.yaml",
+         "--data_folder", CLIPS, "--output_folder", str(out),
+         "--number_of_epochs", "1", "--valid_fraction", "0.2", *TINY,
+         "--distributed_backend", "gloo"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _epoch_lines(out) == ["epoch: 1"]
+    saved = torch.load(out / "ssast_encoder.pt", weights_only=True)
+    assert saved["config"]["embed_dim"] == 32
