@@ -52,7 +52,9 @@ from speechbrain_ast.model import (
 )
 
 __all__ = [
+    "FeaturesToLogits",
     "WaveformToLogits",
+    "export_features_onnx",
     "export_onnx",
     "load_folder",
     "main",
@@ -74,64 +76,49 @@ def _require(module, what):
         ) from err
 
 
-class WaveformToLogits(nn.Module):
-    """The exportable pipeline of a loaded AST model folder.
+class FeaturesToLogits(nn.Module):
+    """The lobe and head as an exportable graph: normalised features
+    ``[batch, time, F]`` -> logits.
 
-    Frontend (:class:`~speechbrain_ast.features.ExportableFbank`), fixed
-    normalisation, the lobe's patch embedding, positional embedding,
-    blocks and pooling, and the head, written without data-dependent
-    Python branches, so ``torch.export`` keeps the time axis dynamic.
-    The input checks of :class:`~speechbrain_ast.model.AST` (NaN, shapes)
-    are not part of the graph.
+    :meth:`speechbrain_ast.model.AST.forward` and the head, written without
+    data-dependent Python branches (and without the lobe's input checks),
+    so ``torch.export`` keeps the time axis dynamic.
 
     Arguments
     ---------
-    classifier : speechbrain_ast.inference.ASTAudioClassifier
-        A loaded float32 model folder.
+    lobe : speechbrain_ast.model.AST
+        The float32 lobe.
+    head : torch.nn.Module
+        The head.
+    native_length : bool
+        Inputs of any number of frames (the positional embedding adapted in
+        the graph); False: always the lobe's ``input_tdim`` frames.
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from speechbrain_ast.export import export_model_folder
-    >>> from speechbrain_ast.inference import ASTAudioClassifier
     >>> from speechbrain_ast.model import AST, ASTHead
-    >>> tmp = tempfile.mkdtemp()
-    >>> folder = export_model_folder(
-    ...     os.path.join(tmp, "model"),
-    ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
-    ...     ASTHead(64, 3),
-    ...     ["dog", "cat", "bird"],
-    ...     {"target_length": 128},
-    ...     (-4.27, 4.57),
-    ...     multi_label=True,
-    ... )
-    >>> model = ASTAudioClassifier.from_hparams(
-    ...     source=folder, savedir=os.path.join(tmp, "saved")
-    ... )
-    >>> wavs = torch.randn(1, 16000) * 0.1
-    >>> graph = WaveformToLogits(model)
-    >>> bool((graph(wavs) - model.compute_logits(wavs)).abs().max() < 1e-4)
+    >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2).eval()
+    >>> head = ASTHead(64, 3).eval()
+    >>> graph = FeaturesToLogits(lobe, head, native_length=True)
+    >>> feats = torch.randn(1, 300, 128)
+    >>> with torch.no_grad():
+    ...     diff = graph(feats) - head(lobe(feats))
+    >>> bool(diff.abs().max() < 1e-4)
     True
     """
 
-    def __init__(self, classifier):
+    def __init__(self, lobe, head, native_length=False):
         super().__init__()
-        mods = classifier.mods
-        lobe = mods.embedding_model
         weight = lobe.patch_embed.proj.weight
         if weight.dtype != torch.float32:
             raise ValueError(
-                f"The model was loaded with precision "
-                f"{getattr(classifier, 'precision', None)!r} (weights "
-                f"{weight.dtype}): export a float32 model (precision 'fp32'; "
-                "--precision int8 quantizes the float32 graph)."
+                f"The lobe's weights are {weight.dtype}: export a float32 "
+                "model (precision 'fp32'; --precision int8 quantizes the "
+                "float32 graph)."
             )
-        self.frontend = ExportableFbank(mods.compute_features)
-        self.mean = float(mods.mean_var_norm.mean)
-        self.std = float(mods.mean_var_norm.std)
         self.lobe = lobe
-        self.head = mods.classifier
-        self.native_length = bool(classifier.native_length)
+        self.head = head
+        self.native_length = bool(native_length)
         self.patch_time = int(lobe.patch_size[1])
 
     def _pos_embed(self, t_dim):
@@ -187,11 +174,70 @@ class WaveformToLogits(nn.Module):
         x = lobe.norm(x)
         return (x[:, 0] + x[:, 1]) / 2
 
+    def forward(self, feats):
+        """``[batch, time, F]`` normalised features -> logits."""
+        return self.head(self.embed(feats))
+
+
+class WaveformToLogits(nn.Module):
+    """The exportable pipeline of a loaded AST model folder.
+
+    Frontend (:class:`~speechbrain_ast.features.ExportableFbank`), fixed
+    normalisation, then :class:`FeaturesToLogits` (lobe and head).
+
+    Arguments
+    ---------
+    classifier : speechbrain_ast.inference.ASTAudioClassifier
+        A loaded float32 model folder.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_ast.export import export_model_folder
+    >>> from speechbrain_ast.inference import ASTAudioClassifier
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> tmp = tempfile.mkdtemp()
+    >>> folder = export_model_folder(
+    ...     os.path.join(tmp, "model"),
+    ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
+    ...     ASTHead(64, 3),
+    ...     ["dog", "cat", "bird"],
+    ...     {"target_length": 128},
+    ...     (-4.27, 4.57),
+    ...     multi_label=True,
+    ... )
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=folder, savedir=os.path.join(tmp, "saved")
+    ... )
+    >>> wavs = torch.randn(1, 16000) * 0.1
+    >>> graph = WaveformToLogits(model)
+    >>> bool((graph(wavs) - model.compute_logits(wavs)).abs().max() < 1e-4)
+    True
+    """
+
+    def __init__(self, classifier):
+        super().__init__()
+        mods = classifier.mods
+        weight = mods.embedding_model.patch_embed.proj.weight
+        if weight.dtype != torch.float32:
+            raise ValueError(
+                f"The model was loaded with precision "
+                f"{getattr(classifier, 'precision', None)!r} (weights "
+                f"{weight.dtype}): export a float32 model (precision 'fp32'; "
+                "--precision int8 quantizes the float32 graph)."
+            )
+        self.frontend = ExportableFbank(mods.compute_features)
+        self.mean = float(mods.mean_var_norm.mean)
+        self.std = float(mods.mean_var_norm.std)
+        self.model = FeaturesToLogits(
+            mods.embedding_model, mods.classifier, classifier.native_length
+        )
+
     def forward(self, waveform):
         """``[batch, samples]`` waveforms -> ``[batch, n_classes]`` logits."""
         feats = self.frontend(waveform)
         feats = (feats - self.mean) / (2.0 * self.std)
-        return self.head(self.embed(feats))
+        return self.model(feats)
 
 
 def load_folder(folder, savedir=None):
@@ -388,6 +434,54 @@ def export_onnx(folder, out, precision="fp32", savedir=None):
         _write_metadata(written, _metadata(classifier, precision))
         os.replace(written, out)
     return out
+
+
+def export_features_onnx(lobe, head, out, num_frames, native_length=False):
+    """Exports the lobe and head alone (features -> logits, float32).
+
+    For measuring the model without the frontend (``benchmarks/deploy.py``)
+    and for pipelines with their own features.
+
+    Arguments
+    ---------
+    lobe : speechbrain_ast.model.AST
+        The float32 lobe.
+    head : torch.nn.Module
+        The head.
+    out : str
+        The ``.onnx`` file to write.
+    num_frames : int
+        Frames of the example input (the fixed length unless
+        ``native_length``).
+    native_length : bool
+        A dynamic time axis (positional embedding adapted in the graph).
+
+    Returns
+    -------
+    str
+        ``out``; input ``features`` ``[batch, frames, F]``, output
+        ``logits``.
+    """
+    _require("onnxscript", "The ONNX export")
+    graph = FeaturesToLogits(lobe, head, native_length).eval()
+    example = torch.zeros(2, int(num_frames), int(lobe.input_fdim))
+    axes = {0: torch.export.Dim("batch", min=1, max=1024)}
+    if native_length:
+        axes[1] = torch.export.Dim("frames", min=1, max=360000)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            dynamo=True,
+            input_names=["features"],
+            output_names=["logits"],
+            dynamic_shapes={"feats": axes},
+            opset_version=OPSET,
+            external_data=False,
+            verbose=False,
+        )
+    program.save(os.fspath(out), external_data=False)
+    return os.fspath(out)
 
 
 def main(argv=None):
