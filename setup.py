@@ -17,6 +17,7 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     packages=find_packages(include=["speechbrain_ast", "speechbrain_ast.*"]),
+    package_data={"speechbrain_ast": ["label_files/*.csv", "label_files/*.md"]},
     python_requires=">=3.11",
     install_requires=[
         "torch>=2.1",

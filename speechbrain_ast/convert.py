@@ -13,9 +13,18 @@ cut to the checkpoint's number of frames, the checkpoint's normalisation.
 With ``--native-length`` each clip keeps its own length instead (see
 docs/inference.md for what that changes).
 
-Labels: a HuggingFace folder's ``id2label``; for a ``.pth``, ``--labels``
-is required (it holds no names): AudioSet's ``class_labels_indices.csv``
-(columns index, mid, display_name) or a text file with one label per line.
+Labels: a HuggingFace folder's ``id2label``; a ``.pth`` holds no names:
+``--labels`` gives them, AudioSet's ``class_labels_indices.csv`` (columns
+index, mid, display_name) or a text file with one label per line. Without
+it, a ``.pth`` with the class count of a published checkpoint (AudioSet
+527, ESC-50 50, Speech Commands 35) gets that dataset's names from the
+label files shipped in ``speechbrain_ast/label_files/`` (a note says so);
+any other count needs ``--labels``.
+
+Scores: sigmoid for AudioSet (527 classes) and Speech Commands (35), both
+trained with BCE in the reference, and for HuggingFace configs whose
+``problem_type`` is ``multi_label_classification``; softmax otherwise
+(``--multi-label`` / ``--single-label`` choose).
 
 Authors
  * speechbrain-ast developers
@@ -24,15 +33,29 @@ Authors
 import argparse
 import csv
 import json
+import logging
 import os
 import sys
 
 from speechbrain_ast.export import export_model_folder
 from speechbrain_ast.features import DATASET_STATS
 
-__all__ = ["convert_checkpoint", "read_labels", "main"]
+__all__ = ["convert_checkpoint", "read_labels", "shipped_labels", "main"]
+
+logger = logging.getLogger(__name__)
 
 AUDIOSET_CLASSES = 527
+
+LABEL_FILES = os.path.join(os.path.dirname(__file__), "label_files")
+
+# The published reference checkpoints by class count: their dataset, its
+# label file in LABEL_FILES and whether the reference trained it with BCE
+# (sigmoid scores) rather than cross-entropy (softmax).
+PUBLISHED_TASKS = {
+    AUDIOSET_CLASSES: ("AudioSet", "class_labels_indices.csv", True),
+    50: ("ESC-50", "esc_class_labels_indices.csv", False),
+    35: ("Speech Commands V2", "speechcommands_class_labels_indices.csv", True),
+}
 
 
 def read_labels(path):
@@ -89,6 +112,49 @@ def read_labels(path):
     return labels
 
 
+def shipped_labels(n_classes):
+    """The shipped label file of a published checkpoint's class count.
+
+    Arguments
+    ---------
+    n_classes : int
+        The checkpoint's number of classes.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        ``(dataset, path)`` for 527 (AudioSet), 50 (ESC-50) and 35 (Speech
+        Commands V2) classes; None for any other count.
+
+    Example
+    -------
+    >>> dataset, path = shipped_labels(527)
+    >>> dataset, read_labels(path)[:2]
+    ('AudioSet', ['Speech', 'Male speech, man speaking'])
+    >>> shipped_labels(10) is None
+    True
+    """
+    if n_classes not in PUBLISHED_TASKS:
+        return None
+    dataset, name, _ = PUBLISHED_TASKS[n_classes]
+    return dataset, os.path.join(LABEL_FILES, name)
+
+
+def _default_multi_label(n_classes, problem_type):
+    """Sigmoid or softmax when not chosen; why, when the class count
+    decided (for the note)."""
+    if problem_type == "multi_label_classification":
+        return True, None
+    if n_classes in PUBLISHED_TASKS and PUBLISHED_TASKS[n_classes][2]:
+        dataset = PUBLISHED_TASKS[n_classes][0]
+        if n_classes == AUDIOSET_CLASSES or problem_type is None:
+            return True, (
+                f"{n_classes} classes: {dataset}, trained with BCE in the "
+                "reference"
+            )
+    return False, None
+
+
 def convert_checkpoint(
     src,
     out_dir,
@@ -100,6 +166,7 @@ def convert_checkpoint(
     fstride=None,
     tstride=None,
     norm_stats=None,
+    input_fdim=128,
 ):
     """Converts a published checkpoint into a model folder.
 
@@ -111,24 +178,29 @@ def convert_checkpoint(
         The model folder to write (refused if it exists and is not empty,
         unless ``overwrite``).
     labels : list of str, optional
-        Class names; default the HuggingFace ``id2label`` (required for a
-        ``.pth``).
+        Class names; default the HuggingFace ``id2label``, or for a
+        ``.pth`` the shipped names of its class count
+        (:func:`shipped_labels`; any other count needs them).
     native_length : bool
         Keep each clip's length instead of padding / cutting to the
         checkpoint's number of frames.
     multi_label : bool, optional
         Sigmoid (True) or softmax (False) scores. Default: True for 527
-        classes (AudioSet) and for HuggingFace configs whose
-        ``problem_type`` is ``multi_label_classification``.
+        classes (AudioSet), 35 (Speech Commands, unless a HuggingFace
+        config says ``single_label_classification``) and for HuggingFace
+        configs whose ``problem_type`` is ``multi_label_classification``.
     overwrite : bool
         Replace the model files of an existing folder.
     input_tdim : int, optional
-        Frames a ``.pth`` was trained with (default 1024, AudioSet).
+        Frames a ``.pth`` was trained with (default 1024, AudioSet; then
+        strides that no published checkpoint uses are refused).
     fstride, tstride : int, optional
         Strides of a ``.pth`` (inferred from its patch count when None).
     norm_stats : tuple of float, optional
         ``(mean, std)``; default the checkpoint's (HuggingFace
         preprocessor_config.json, or AudioSet's for a ``.pth``).
+    input_fdim : int
+        Mel bins a ``.pth`` was trained with (128 for every published one).
 
     Returns
     -------
@@ -178,7 +250,8 @@ def convert_checkpoint(
             src,
             fstride=fstride,
             tstride=tstride,
-            input_tdim=1024 if input_tdim is None else input_tdim,
+            input_fdim=input_fdim,
+            input_tdim=input_tdim,
         )
         source_format = "reference"
     else:
@@ -192,13 +265,27 @@ def convert_checkpoint(
             "Fine-tune it first (see the recipes)."
         )
     n_classes = imported.n_classes
+    labels_from = "given" if labels is not None else "checkpoint"
     if labels is None:
         labels = imported.labels
+    if labels is None and shipped_labels(n_classes) is not None:
+        dataset, path = shipped_labels(n_classes)
+        labels = read_labels(path)
+        labels_from = os.path.basename(path)
+        logger.info(
+            "%d classes: %s's names from the shipped %s (pass --labels for "
+            "other names)",
+            n_classes,
+            dataset,
+            labels_from,
+        )
     if labels is None:
         raise ValueError(
             f"{src!r} does not name its {n_classes} classes: pass --labels "
-            "with AudioSet's class_labels_indices.csv (index, mid, "
-            "display_name) or a text file with one label per line."
+            "with a label file (index, mid, display_name CSV like AudioSet's "
+            "class_labels_indices.csv, or one label per line). Names are "
+            "shipped only for 527 (AudioSet), 50 (ESC-50) and 35 (Speech "
+            "Commands) classes."
         )
     if len(labels) != n_classes:
         raise ValueError(
@@ -206,10 +293,11 @@ def convert_checkpoint(
             "pass the label file that belongs to this checkpoint."
         )
     if multi_label is None:
-        multi_label = (
-            hf_config.get("problem_type") == "multi_label_classification"
-            or n_classes == AUDIOSET_CLASSES
+        multi_label, why = _default_multi_label(
+            n_classes, hf_config.get("problem_type")
         )
+        if why:
+            logger.info("sigmoid scores (%s; --single-label for softmax)", why)
     lobe, head, imported = build_from_checkpoint(imported)
     frontend = {
         "sample_rate": 16000,
@@ -229,6 +317,7 @@ def convert_checkpoint(
             "converted_from": os.path.basename(os.path.normpath(src)),
             "source_format": source_format,
             "checkpoint_target_length": int(imported.target_length),
+            "labels_from": labels_from,
         },
     )
 
@@ -260,8 +349,9 @@ def _parser():
     parser.add_argument(
         "--labels",
         metavar="FILE",
-        help="class_labels_indices.csv or one label per line (required for "
-        "a .pth; overrides a HF folder's id2label)",
+        help="class_labels_indices.csv or one label per line (a .pth of "
+        "527, 50 or 35 classes gets AudioSet's, ESC-50's or Speech "
+        "Commands' names without it; overrides a HF folder's id2label)",
     )
     parser.add_argument(
         "--native-length",
@@ -280,7 +370,8 @@ def _parser():
         dest="multi_label",
         action="store_const",
         const=True,
-        help="sigmoid scores (default for AudioSet / multi-label configs)",
+        help="sigmoid scores (default for AudioSet, Speech Commands and "
+        "multi-label configs)",
     )
     group.add_argument(
         "--single-label",
@@ -294,6 +385,13 @@ def _parser():
         type=int,
         help=".pth only: frames it was trained with (default 1024; ESC-50 "
         "512, Speech Commands 128)",
+    )
+    parser.add_argument(
+        "--input-fdim",
+        type=int,
+        default=128,
+        help=".pth only: mel bins it was trained with (default 128, as "
+        "every published checkpoint)",
     )
     parser.add_argument("--fstride", type=int, help=".pth only")
     parser.add_argument("--tstride", type=int, help=".pth only")
@@ -324,7 +422,20 @@ def main(argv=None):
     >>> main(["/no/such/checkpoint.pth", "--out", "/tmp/never"])
     1
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for name in ("input_tdim", "input_fdim", "fstride", "tstride"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(
+                f"--{name.replace('_', '-')} must be >= 1, got {value}"
+            )
+    # the converter's notes (label file, score choice): one line each
+    notes = logging.StreamHandler(sys.stderr)
+    notes.setFormatter(logging.Formatter("note: %(message)s"))
+    level = logger.level
+    logger.addHandler(notes)
+    logger.setLevel(logging.INFO)
     try:
         labels = read_labels(args.labels) if args.labels else None
         out = convert_checkpoint(
@@ -338,6 +449,7 @@ def main(argv=None):
             fstride=args.fstride,
             tstride=args.tstride,
             norm_stats=DATASET_STATS[args.stats] if args.stats else None,
+            input_fdim=args.input_fdim,
         )
     except Exception as err:  # one line, never a traceback
         message = " ".join(str(err).split())
@@ -346,6 +458,9 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 1
+    finally:
+        logger.removeHandler(notes)
+        logger.setLevel(level)
     print(f"wrote {out}")
     return 0
 

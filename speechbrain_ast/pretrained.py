@@ -41,6 +41,14 @@ logger = logging.getLogger(__name__)
 # published checkpoints' frontend.
 AUDIOSET_STATS = (-4.2677393, 4.5689974)
 
+# Strides of the published reference checkpoints (AudioSet: 10, 12, 14 and
+# 16; ESC-50 and Speech Commands: 10). A stride inferred from a checkpoint
+# read at the default length and outside these means the length is wrong.
+PUBLISHED_STRIDES = (10, 12, 14, 16)
+
+# Frames a reference checkpoint is read at when no length is given (AudioSet)
+DEFAULT_INPUT_TDIM = 1024
+
 # Name of each DeiT size by width, for error messages: (embed_dim, heads).
 DEIT_SIZES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}
 
@@ -529,18 +537,21 @@ def _infer_strides(
         raise ValueError(
             f"no (fstride, tstride) among {candidates[:1]}..{candidates[-1:]} "
             f"gives the checkpoint's {num_patches} patches for a {input_fdim} "
-            f"x {input_tdim} input with {kernel} patches; pass the fstride, "
-            "tstride, input_fdim and input_tdim it was trained with "
-            "(AudioSet: 10, 10, 128, 1024)."
+            f"x {input_tdim} input with {kernel} patches; give the strides "
+            "and input size it was trained with: convert's --fstride, "
+            "--tstride, --input-fdim, --input-tdim (the arguments fstride, "
+            "tstride, input_fdim, input_tdim in Python; AudioSet: 10, 10, "
+            "128, 1024)."
         )
     raise ValueError(
         f"several strides fit the checkpoint's {num_patches} patches: "
-        f"{found}; pass fstride and tstride."
+        f"{found}; give both: convert's --fstride and --tstride (fstride "
+        "and tstride in Python)."
     )
 
 
 def read_reference_checkpoint(
-    path, fstride=None, tstride=None, input_fdim=128, input_tdim=1024
+    path, fstride=None, tstride=None, input_fdim=128, input_tdim=None
 ):
     """Reads a checkpoint of the reference implementation (``ast_models``).
 
@@ -550,7 +561,11 @@ def read_reference_checkpoint(
     optional. The architecture is read from the tensors: width from
     ``cls_token``, depth from the block indices, heads = width / 64, patch
     size from the patch conv, and the strides from the number of patches for
-    the given input size when not given.
+    the given input size when not given. Without ``input_tdim`` the file is
+    read at 1024 frames (AudioSet); a stride inferred then that no published
+    checkpoint uses (``PUBLISHED_STRIDES``) means it was trained at another
+    length, and is refused: e.g. a 120-frame checkpoint would otherwise fit
+    strides (31, 31) at 1024 frames and give wrong outputs.
 
     Arguments
     ---------
@@ -562,8 +577,9 @@ def read_reference_checkpoint(
         Time stride it was trained with (inferred when None).
     input_fdim : int
         Mel bins it was trained with.
-    input_tdim : int
-        Frames it was trained with (1024 for AudioSet).
+    input_tdim : int, optional
+        Frames it was trained with (1024 for AudioSet, the default; ESC-50
+        512, Speech Commands 128).
 
     Returns
     -------
@@ -616,9 +632,37 @@ def read_reference_checkpoint(
     proj = lobe_state["patch_embed.proj.weight"]
     kernel = tuple(proj.shape[-2:])
     num_patches = lobe_state["pos_embed"].shape[1] - NUM_TOKENS
-    fstride, tstride = _infer_strides(
-        num_patches, kernel, input_fdim, input_tdim, fstride, tstride
-    )
+    length_given = input_tdim is not None
+    if not length_given:
+        input_tdim = DEFAULT_INPUT_TDIM
+    given = (fstride, tstride)
+    try:
+        fstride, tstride = _infer_strides(
+            num_patches, kernel, input_fdim, input_tdim, fstride, tstride
+        )
+    except ValueError as err:
+        if length_given:
+            raise
+        raise ValueError(
+            f"{os.fspath(path)!r}: {err} It was read at the default "
+            f"{input_tdim} frames: if it was trained at another length, give "
+            "it: convert's --input-tdim N (input_tdim=N in Python)."
+        ) from None
+    odd = [
+        s
+        for s, g in zip((fstride, tstride), given)
+        if g is None and s not in PUBLISHED_STRIDES
+    ]
+    if not length_given and odd:
+        raise ValueError(
+            f"{os.fspath(path)!r}: read at {input_tdim} frames (the default), "
+            f"its {num_patches} patches fit strides ({fstride}, {tstride}), "
+            "which no published AST checkpoint uses (they use "
+            f"{', '.join(map(str, PUBLISHED_STRIDES))}): it was trained at "
+            "another length. Give the frames it was trained with: convert's "
+            "--input-tdim N (input_tdim=N in Python; ESC-50 512, Speech "
+            "Commands 128), and --fstride/--tstride if they are not square."
+        )
     config = dict(
         input_fdim=input_fdim,
         input_tdim=input_tdim,
@@ -838,6 +882,17 @@ def read_hf_checkpoint(directory):
         pre = _read_json(pre_path)
         if "mean" in pre and "std" in pre:
             norm_stats = (float(pre["mean"]), float(pre["std"]))
+        # the extractor's mel bins feed the model's patch grid: they agree
+        # in every published folder; otherwise the folder is inconsistent
+        pre_bins = pre.get("num_mel_bins")
+        if pre_bins is not None and pre_bins != config["input_fdim"]:
+            raise ValueError(
+                f"{config_path} says num_mel_bins={config['input_fdim']} but "
+                f"{pre_path} says num_mel_bins={pre_bins}: the model and its "
+                "feature extractor disagree, so this folder was edited or "
+                "mixed from two checkpoints. Make both files give the number "
+                "of mel bins the model was trained with."
+            )
     return ImportedAST(
         config=config,
         lobe_state=lobe_state,

@@ -232,3 +232,252 @@ def test_errors_and_overwrite_refusal(sources, tmp_path, capsys):
     argv = [sources["pth"], "--out", str(tmp_path / "l"), "--labels"]
     assert main(argv + [str(labels), "--input-tdim", str(MAX_LENGTH)]) == 1
     assert "2 labels" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Reference checkpoints of other sizes, shipped labels, score choice
+# ---------------------------------------------------------------------------
+
+
+def _write_pth(path, n_classes, input_tdim, input_fdim=128, seed=0):
+    """A reference-layout .pth from random weights (width 64: one head)."""
+    from speechbrain_ast.model import AST, ASTHead
+
+    torch.manual_seed(seed)
+    lobe = AST(
+        input_fdim=input_fdim,
+        input_tdim=input_tdim,
+        embed_dim=64,
+        depth=1,
+        num_heads=1,
+    ).eval()
+    head = ASTHead(64, n_classes).eval()
+    with torch.no_grad():  # non-trivial tokens and positions
+        lobe.pos_embed.normal_(0, 0.5)
+        lobe.cls_token.normal_(0, 0.5)
+    state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}
+    state.update(
+        {f"module.mlp_head.{k}": v for k, v in head.state_dict().items()}
+    )
+    torch.save(state, path)
+    return lobe, head
+
+
+def _folder_logits_equal_own(model, lobe, head, clip, n_mels=128):
+    """The folder's logits equal the checkpoint's lobe + head on the
+    reference frontend written here with torchaudio's Kaldi fbank (padded
+    or cut to the folder's frames, AudioSet statistics)."""
+    import torchaudio
+
+    fbank = torchaudio.compliance.kaldi.fbank(
+        (clip - clip.mean())[None],
+        htk_compat=True,
+        sample_frequency=16000,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=n_mels,
+        dither=0.0,
+        frame_shift=10,
+    )
+    frames = lobe.input_tdim
+    fbank = torch.nn.functional.pad(fbank, (0, 0, 0, frames - fbank.shape[0]))
+    feats = (fbank[:frames] - AUDIOSET_STATS[0]) / (2 * AUDIOSET_STATS[1])
+    with torch.no_grad():
+        want = head(lobe(feats[None]))
+    got = model.compute_logits(clip[None])
+    return torch.allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("frames", [70, 120, 240, 280, 360])
+def test_pth_of_another_length_needs_input_tdim(frames, tmp_path, capsys):
+    """Trained at 120 frames, read at the default 1024 frames the patch
+    count fits strides (31, 31): refused, naming --input-tdim."""
+    pth = str(tmp_path / f"ast_{frames}.pth")
+    lobe, head = _write_pth(pth, 5, frames)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    out = str(tmp_path / "out")
+    argv = [pth, "--out", out, "--labels", str(labels)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and pth in err
+    assert "--input-tdim" in err and "no published AST checkpoint" in err
+    if frames == 120:
+        assert "strides (31, 31)" in err
+    assert not os.path.exists(os.path.join(out, "hyperparams.yaml"))
+    # with its length it converts, and the folder runs the checkpoint
+    assert main(argv + ["--input-tdim", str(frames)]) == 0
+    model = _load(out, tmp_path)
+    assert model.mods.compute_features.target_length == frames
+    clip = 0.1 * torch.randn(16000 * frames // 100)
+    assert _folder_logits_equal_own(model, lobe, head, clip)
+
+
+def test_input_fdim_option(tmp_path, capsys):
+    """The stride error names --input-fdim, which the command has."""
+    pth = str(tmp_path / "ast_64mel.pth")
+    lobe, head = _write_pth(pth, 5, 128, input_fdim=64)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    argv = [pth, "--labels", str(labels), "--input-tdim", "128"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "--input-fdim" in err and "--input-tdim" in err
+    assert "input_fdim and" not in err.replace("input_fdim, input_tdim", "")
+    out = str(tmp_path / "b")
+    assert main(argv + ["--out", out, "--input-fdim", "64"]) == 0
+    model = _load(out, tmp_path)
+    assert model.mods.compute_features.n_mels == 64
+    assert _folder_logits_equal_own(
+        model, lobe, head, 0.1 * torch.randn(16000), n_mels=64
+    )
+    with pytest.raises(SystemExit):
+        main(argv + ["--out", out, "--input-fdim", "0"])
+
+
+def test_hf_mel_bins_disagree(sources, tmp_path, capsys):
+    import json
+    import shutil
+
+    folder = str(tmp_path / "hf64")
+    shutil.copytree(sources["hf"], folder)
+    config_path = os.path.join(folder, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["num_mel_bins"] = 64
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    assert main([folder, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert config_path in err and "num_mel_bins=64" in err
+    pre_path = os.path.join(folder, "preprocessor_config.json")
+    assert pre_path in err and "num_mel_bins=128" in err
+
+
+def _csv_names(name):
+    """Display names of a shipped label file, read with csv directly."""
+    import csv
+
+    from speechbrain_ast.convert import LABEL_FILES
+
+    with open(os.path.join(LABEL_FILES, name), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["index", "mid", "display_name"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(len(rows) - 1))
+    return [r[2] for r in rows[1:]]
+
+
+def test_published_pth_needs_no_labels(tmp_path):
+    """The README command, as a process: an AudioSet-sized .pth (527
+    classes, 1024 frames) converts with nothing else; AudioSet's names
+    (quoted commas kept) and sigmoid scores."""
+    import subprocess
+    import sys
+
+    pth = str(tmp_path / "audioset_10_10_0.4593.pth")
+    lobe, head = _write_pth(pth, 527, 1024)
+    out = str(tmp_path / "ast-audioset")
+    run = subprocess.run(
+        [sys.executable, "-m", "speechbrain_ast.convert", pth, "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "class_labels_indices.csv" in run.stderr
+    model = _load(out, tmp_path)
+    names = _csv_names("class_labels_indices.csv")
+    assert len(names) == 527 and model.labels == names
+    assert model.labels[1] == "Male speech, man speaking"
+    assert model.multi_label
+    clip = 0.1 * torch.randn(16000)
+    assert _folder_logits_equal_own(model, lobe, head, clip)
+    scores = model.classify_batch(clip[None])[0]
+    torch.testing.assert_close(
+        scores, torch.sigmoid(model.compute_logits(clip[None]))
+    )
+
+
+@pytest.mark.parametrize(
+    "n_classes,name,multi_label",
+    [
+        (50, "esc_class_labels_indices.csv", False),  # CE in the reference
+        (35, "speechcommands_class_labels_indices.csv", True),  # BCE
+    ],
+)
+def test_esc50_and_speech_commands_pth(
+    n_classes, name, multi_label, tmp_path, capsys
+):
+    pth = str(tmp_path / f"ast_{n_classes}.pth")
+    _write_pth(pth, n_classes, 128)
+    out = str(tmp_path / "out")
+    assert main([pth, "--out", out, "--input-tdim", "128"]) == 0
+    err = capsys.readouterr().err
+    assert name in err and "--labels" in err  # the note
+    model = _load(out, tmp_path)
+    assert model.labels == _csv_names(name)
+    assert model.multi_label is multi_label
+    clip = 0.1 * torch.randn(16000)
+    logits = model.compute_logits(clip[None])
+    scores = model.classify_batch(clip[None])[0]
+    if multi_label:  # the reference reports sigmoid scores
+        torch.testing.assert_close(scores, torch.sigmoid(logits))
+        assert "sigmoid" in err and "--single-label" in err
+    else:
+        torch.testing.assert_close(scores, torch.softmax(logits, -1))
+    # forced the other way
+    flag = "--single-label" if multi_label else "--multi-label"
+    argv = [pth, "--out", out, "--input-tdim", "128", "--overwrite", flag]
+    assert main(argv) == 0
+    assert _load(out, tmp_path / "again").multi_label is not multi_label
+    # other names still win
+    labels = tmp_path / "mine.txt"
+    labels.write_text("".join(f"w{i}\n" for i in range(n_classes)))
+    argv = [pth, "--out", out, "--input-tdim", "128", "--overwrite"]
+    assert main(argv + ["--labels", str(labels)]) == 0
+    capsys.readouterr()
+    assert _load(out, tmp_path / "mine").labels[0] == "w0"
+
+
+def test_other_class_counts_still_need_labels(tmp_path, capsys):
+    pth = str(tmp_path / "ast_7.pth")
+    _write_pth(pth, 7, 128)
+    assert main([pth, "--out", str(tmp_path / "o"), "--input-tdim", "128"]) == 1
+    err = capsys.readouterr().err
+    assert "--labels" in err and "7 classes" in err
+
+
+def test_hf_score_choice():
+    """HuggingFace folders: problem_type first; Speech Commands' 35
+    classes are sigmoid unless the config says single-label."""
+    from speechbrain_ast.convert import _default_multi_label
+
+    assert _default_multi_label(35, None)[0]
+    assert not _default_multi_label(35, "single_label_classification")[0]
+    assert _default_multi_label(527, "single_label_classification")[0]
+    assert _default_multi_label(5, "multi_label_classification")[0]
+    assert not _default_multi_label(50, None)[0]
+
+
+def test_label_files_are_package_data():
+    """setup.py's package_data covers every shipped label file."""
+    import ast
+    import fnmatch
+    import pathlib
+
+    from speechbrain_ast.convert import LABEL_FILES
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    tree = ast.parse((root / "setup.py").read_text())
+    patterns = [
+        pattern
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == "package_data"
+        for pattern in ast.literal_eval(node.value)["speechbrain_ast"]
+    ]
+    shipped = sorted(os.listdir(LABEL_FILES))
+    assert "README.md" in shipped and len(shipped) == 4
+    for name in shipped:
+        rel = f"label_files/{name}"
+        assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel

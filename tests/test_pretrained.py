@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from speechbrain_ast.model import AST
 from speechbrain_ast.pretrained import (
     AUDIOSET_STATS,
+    PUBLISHED_STRIDES,
     ImportedAST,
     build_from_checkpoint,
     deit_state_dict_for_ast,
@@ -420,3 +421,73 @@ def test_reference_errors(tmp_path):
         read_reference_checkpoint(path)
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
         build_from_checkpoint(tmp_path / "nothing.pth")
+
+
+def _reference_pth(path, **config):
+    lobe = AST(embed_dim=64, depth=1, num_heads=1, **config)
+    torch.save({f"module.v.{k}": v for k, v in lobe.state_dict().items()}, path)
+    return lobe
+
+
+def test_reference_length_not_given(tmp_path):
+    """Read at the default 1024 frames, a checkpoint trained at 120 fits
+    strides (31, 31): refused, naming the length to give; the published
+    strides are inferred as before."""
+    path = tmp_path / "ast120.pth"
+    lobe = _reference_pth(path, input_tdim=120)
+    for read in (read_reference_checkpoint, build_from_checkpoint):
+        with pytest.raises(ValueError, match=r"strides \(31, 31\)") as err:
+            read(path)
+        assert "input_tdim=N" in str(err.value)
+        assert "--input-tdim" in str(err.value)
+    # one stride given: several fit at 1024 frames; the length is named
+    with pytest.raises(ValueError, match="several strides fit") as err:
+        read_reference_checkpoint(path, fstride=10)
+    assert "--input-tdim" in str(err.value)
+    # given a length or both strides, it is read as asked
+    imported = read_reference_checkpoint(path, input_tdim=120)
+    assert (imported.config["fstride"], imported.config["tstride"]) == (10, 10)
+    built, _, _ = build_from_checkpoint(imported)
+    torch.testing.assert_close(built.pos_embed, lobe.pos_embed)
+    imported = read_reference_checkpoint(path, fstride=31, tstride=31)
+    assert imported.config["input_tdim"] == 1024
+    # every published stride at 1024 frames is inferred without a length
+    for stride in PUBLISHED_STRIDES:
+        path = tmp_path / f"ast_s{stride}.pth"
+        _reference_pth(path, input_tdim=1024, fstride=stride, tstride=stride)
+        imported = read_reference_checkpoint(path)
+        assert imported.config["fstride"] == imported.config["tstride"]
+        assert imported.config["tstride"] == stride
+        assert imported.target_length == 1024
+
+
+def test_stride_errors_name_the_options(tmp_path):
+    path = tmp_path / "ast_64mel.pth"
+    _reference_pth(path, input_fdim=64, input_tdim=128)
+    with pytest.raises(ValueError, match="no \\(fstride, tstride\\)") as err:
+        read_reference_checkpoint(path, input_tdim=128)
+    for option in ("--input-fdim", "--input-tdim", "--fstride", "--tstride"):
+        assert option in str(err.value)
+    imported = read_reference_checkpoint(path, input_fdim=64, input_tdim=128)
+    assert imported.config["input_fdim"] == 64
+
+
+def test_hf_mel_bins_must_agree(hf_folder, tmp_path):
+    import json
+    import shutil
+
+    folder, _, _ = hf_folder
+    copy = tmp_path / "hf"
+    shutil.copytree(folder, copy)
+    (copy / "preprocessor_config.json").write_text(
+        json.dumps({"num_mel_bins": 64, "mean": -4.0, "std": 4.0})
+    )
+    with pytest.raises(ValueError, match="num_mel_bins=128") as err:
+        read_hf_checkpoint(copy)
+    assert "preprocessor_config.json says num_mel_bins=64" in str(err.value)
+    assert str(copy / "config.json") in str(err.value)
+    # agreeing files read as before
+    (copy / "preprocessor_config.json").write_text(
+        json.dumps({"num_mel_bins": 128, "mean": -4.0, "std": 4.0})
+    )
+    assert read_hf_checkpoint(copy).norm_stats == (-4.0, 4.0)
