@@ -401,6 +401,21 @@ def _parser():
         "only): faster, logits close to but not equal to float32",
     )
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="bf16/fp16: the model in that precision, features in float32 "
+        "(warns on a CPU without native support); with --backend openvino "
+        "its inference precision (default fp32)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "openvino"),
+        default="torch",
+        help="onnxruntime / openvino: --model is an .onnx file written by "
+        "speechbrain_ast.export_onnx (default torch: a model folder)",
+    )
+    parser.add_argument(
         "--savedir",
         default=None,
         help="where SpeechBrain links the model files (default: none, "
@@ -429,6 +444,16 @@ def _check_args(parser, args):
             args.hop = args.window
         if not args.hop > 0:
             parser.error(f"--hop must be > 0 seconds, got {args.hop}")
+    if args.backend != "torch" and (args.int8 or args.device != "cpu"):
+        parser.error(
+            f"--backend {args.backend} runs an exported file on the CPU: "
+            "leave out --int8 / --device (export with --precision int8)"
+        )
+    if args.int8 and args.precision != "fp32":
+        parser.error(
+            f"--int8 and --precision {args.precision} are alternatives: "
+            "leave out one of the two"
+        )
     if args.int8 and args.device.split(":")[0] != "cpu":
         parser.error(
             f"--int8 runs on the CPU only, not --device {args.device}: "
@@ -479,6 +504,24 @@ def _device_error(device):
 
 def _load_model(args):
     """The ASTAudioClassifier, or an error message."""
+    if args.backend != "torch":
+        if not os.path.isfile(args.model):
+            return None, (
+                f"error: --backend {args.backend} needs --model FILE.onnx; "
+                f"{args.model!r} is not a file: write one with python -m "
+                "speechbrain_ast.export_onnx MODEL_FOLDER --out FILE.onnx."
+            )
+        from speechbrain_ast.export_onnx import OnnxClassifier
+
+        try:
+            return OnnxClassifier(
+                args.model, args.backend, args.precision
+            ), None
+        except Exception as err:  # any failure: one line, no traceback
+            return None, (
+                f"error: cannot load {args.model!r} with {args.backend}: "
+                f"{type(err).__name__}: {_one_line(err)}"
+            )
     error = _device_error(args.device)
     if error:
         return None, error
@@ -505,7 +548,7 @@ def _load_model(args):
         model = ASTAudioClassifier.from_hparams(
             source=os.path.abspath(args.model),
             savedir=args.savedir,
-            run_opts={"device": args.device},
+            run_opts={"device": args.device, "precision": args.precision},
         )
     except Exception as err:  # any failure: one line, no traceback
         return None, (
