@@ -53,6 +53,7 @@ from speechbrain_ast.model import (
 
 __all__ = [
     "FeaturesToLogits",
+    "OnnxClassifier",
     "WaveformToLogits",
     "export_features_onnx",
     "export_onnx",
@@ -482,6 +483,109 @@ def export_features_onnx(lobe, head, out, num_frames, native_length=False):
         )
     program.save(os.fspath(out), external_data=False)
     return os.fspath(out)
+
+
+class OnnxClassifier:
+    """An exported file run by ONNX Runtime or OpenVINO, with the scoring
+    methods of :class:`~speechbrain_ast.inference.ASTAudioClassifier`
+    (``compute_logits``, ``scores_from_logits``, ``topk_from_scores``,
+    ``labels``, ``sample_rate``), for ``python -m speechbrain_ast.tag
+    --backend onnxruntime|openvino``.
+
+    Arguments
+    ---------
+    path : str
+        An ``.onnx`` file written by :func:`export_onnx`.
+    backend : str
+        ``"onnxruntime"`` or ``"openvino"``.
+    precision : str
+        OpenVINO's inference precision: ``"fp32"`` (default, f32),
+        ``"bf16"`` or ``"fp16"``; ONNX Runtime runs the file as written
+        (fp32 only here).
+    threads : int, optional
+        Intra-op threads (default: the runtime's).
+    """
+
+    def __init__(
+        self, path, backend="onnxruntime", precision="fp32", threads=None
+    ):
+        meta = read_metadata(path)
+        self.labels = list(meta["labels"])
+        self.multi_label = bool(meta["multi_label"])
+        self.sample_rate = int(meta["sample_rate"])
+        self.native_length = bool(meta["native_length"])
+        self.min_samples = int(meta["min_samples"])
+        self.device = "cpu"
+        if backend == "onnxruntime":
+            if precision != "fp32":
+                raise ValueError(
+                    f"precision {precision!r} with ONNX Runtime: it runs the "
+                    "file as exported; use --backend openvino for bf16/fp16 "
+                    "or export with --precision int8."
+                )
+            ort = _require("onnxruntime", "--backend onnxruntime")
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = int(threads)
+            session = ort.InferenceSession(
+                os.fspath(path), options, providers=["CPUExecutionProvider"]
+            )
+            self._run = lambda x: session.run(None, {"waveform": x})[0]
+        elif backend == "openvino":
+            ov = _require("openvino", "--backend openvino")
+            hints = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+            if precision not in hints:
+                raise ValueError(
+                    f"Unknown precision {precision!r}: use one of "
+                    f"{sorted(hints)}."
+                )
+            config = {"INFERENCE_PRECISION_HINT": hints[precision]}
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = int(threads)
+            compiled = ov.Core().compile_model(os.fspath(path), "CPU", config)
+            self._run = lambda x: compiled(x)[0]
+        else:
+            raise ValueError(
+                f"Unknown backend {backend!r}: use 'onnxruntime' or 'openvino'."
+            )
+
+    def compute_logits(self, wavs, wav_lens=None):
+        """Logits ``[batch, n_classes]``; each clip runs at its own length
+        (``wav_lens`` relative), as the PyTorch folder scores it.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` (or ``[samples]``) at ``sample_rate``.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        wavs = torch.as_tensor(wavs, dtype=torch.float32).cpu()
+        if wavs.dim() == 1:
+            wavs = wavs[None]
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        out = []
+        for wav, rel in zip(wavs, torch.as_tensor(wav_lens).tolist()):
+            n = max(int(round(rel * wavs.shape[1])), 1)
+            clip = wav[None, :n].contiguous().numpy()
+            out.append(torch.from_numpy(self._run(clip)).float())
+        return torch.cat(out)
+
+
+def _borrow_scoring():
+    """``OnnxClassifier`` scores as ``ASTAudioClassifier`` does."""
+    from speechbrain_ast.inference import ASTAudioClassifier
+
+    for name in ("scores_from_logits", "topk_from_scores"):
+        setattr(OnnxClassifier, name, getattr(ASTAudioClassifier, name))
+
+
+_borrow_scoring()
 
 
 def main(argv=None):

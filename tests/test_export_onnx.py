@@ -196,3 +196,44 @@ def test_reduced_precision_model_is_refused(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match="export a float32 model"):
         WaveformToLogits(model)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_tag_backends_print_what_torch_prints(exported, backend, capsys):
+    pytest.importorskip(backend, reason=f"--backend {backend} needs {backend}")
+    import json
+
+    from speechbrain_ast.tag import main
+
+    folder, path, _ = exported
+    clip = os.path.join(SOUNDS, CLIPS[0])
+    common = [clip, "--top-k", "3", "--json", "--no-progress"]
+    windows = ["--window", "4", "--hop", "2"]
+    outputs = []
+    for extra in ([], windows):
+        assert main(["--model", folder, *common, *extra]) == 0
+        torch_out = json.loads(capsys.readouterr().out)
+        args = ["--model", path, "--backend", backend, *common, *extra]
+        assert main(args) == 0
+        outputs.append((torch_out, json.loads(capsys.readouterr().out)))
+    for torch_out, onnx_out in outputs:
+        _same(torch_out, onnx_out)
+    assert main(["--model", folder, "--backend", backend, clip]) == 2
+    assert "needs --model FILE.onnx" in capsys.readouterr().err
+
+
+def _same(a, b):
+    """Equal JSON structures, numbers to 1e-4 (labels, windows, spans)."""
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _same(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+    elif isinstance(a, float):
+        assert abs(a - b) < 1e-4
+    else:
+        assert a == b
