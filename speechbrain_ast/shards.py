@@ -57,6 +57,7 @@ __all__ = [
     "buffer_shuffle",
     "decode_audio",
     "load_index",
+    "make_shard_loaders",
     "read_clip_list",
     "read_shard",
     "shard_name",
@@ -1047,3 +1048,97 @@ class ShardLoader(DataLoader):
                 "delete the intra-epoch checkpoint to restart the epoch."
             )
         self._epoch, self._consumed = state["epoch"], state["consumed"]
+
+
+def make_shard_loaders(
+    shards,
+    encoder,
+    batch_size,
+    num_workers=0,
+    seed=0,
+    balanced=False,
+    buffer_size=1000,
+    epoch_counter=None,
+    eval_batch_size=None,
+    sample_rate=16000,
+):
+    """The train and eval loaders of a shard folder (``<shards>/train``,
+    ``<shards>/eval``, as ``make_shards.py`` writes it).
+
+    Arguments
+    ---------
+    shards : str
+        The folder holding the split folders.
+    encoder : speechbrain_ast.labels.MultiHotEncoder
+        Label order of the targets.
+    batch_size : int
+    num_workers : int
+        Data-loader workers per rank.
+    seed : int
+        Seeds every epoch's plan (with the epoch number).
+    balanced : bool
+        Balanced resampling: per-clip weights from
+        :func:`speechbrain_ast.labels.balanced_sample_weights` over the
+        clips' labels (``clips.csv``), drawn by :func:`balanced_repeats`.
+    buffer_size : int
+        Shuffle buffer in clips.
+    epoch_counter : speechbrain.utils.epoch_loop.EpochCounter, optional
+        The ``fit`` loop's counter (the training plan's epoch).
+    eval_batch_size : int, optional
+        Default: ``batch_size``.
+    sample_rate : int
+
+    Returns
+    -------
+    dict
+        ``train`` and ``eval``: :class:`ShardLoader` objects to pass to
+        ``Brain.fit`` / ``Brain.evaluate``; add ``train`` to the
+        checkpointer's recoverables for mid-epoch resume.
+
+    Example
+    -------
+    >>> import tempfile, numpy as np, soundfile as sf
+    >>> from speechbrain_ast.labels import MultiHotEncoder
+    >>> tmp = tempfile.mkdtemp()
+    >>> clips = []
+    >>> for i in range(4):
+    ...     sf.write(f"{tmp}/{i}.wav", np.zeros(160), 16000)
+    ...     clips.append(
+    ...         {"ID": f"c{i}", "wav": f"{tmp}/{i}.wav", "labels": ["a"]}
+    ...     )
+    >>> for split in ("train", "eval"):
+    ...     _ = write_shards(clips, f"{tmp}/shards/{split}", shard_size=3)
+    >>> loaders = make_shard_loaders(
+    ...     tmp + "/shards", MultiHotEncoder(["a", "b"]), 2, balanced=True
+    ... )
+    >>> batch = next(iter(loaders["eval"]))
+    >>> batch.id, batch.target.data.tolist()
+    (['c0', 'c1'], [[1.0, 0.0], [1.0, 0.0]])
+    """
+    from speechbrain_ast.labels import balanced_sample_weights
+
+    decode = DecodeClip(encoder, sample_rate)
+    train_folder = os.path.join(shards, "train")
+    weights = None
+    if balanced:
+        _, label_lists = read_clip_list(train_folder)
+        weights = balanced_sample_weights(label_lists, encoder).numpy()
+    train = ShardStream(
+        train_folder,
+        decode,
+        batch_size,
+        train=True,
+        seed=seed,
+        buffer_size=buffer_size,
+        weights=weights,
+    )
+    evaluate = ShardStream(
+        os.path.join(shards, "eval"),
+        decode,
+        eval_batch_size or batch_size,
+        train=False,
+    )
+    return {
+        "train": ShardLoader(train, num_workers, epoch_counter=epoch_counter),
+        "eval": ShardLoader(evaluate, num_workers),
+    }

@@ -364,6 +364,30 @@ def test_ddp_two_ranks_two_workers_see_every_clip_once(shards, tmp_path):
     assert local[0] == ids[0::2] and local[1] == ids[1::2]
 
 
+def test_loaders_of_a_make_shards_folder(tmp_path):
+    from speechbrain_ast.labels import MultiHotEncoder
+    from speechbrain_ast.shards import make_shard_loaders
+
+    sys.path.insert(0, os.path.dirname(MAKE_SHARDS))
+    from make_shards import make_shards
+
+    out = str(tmp_path / "shards")
+    make_shards(out, data_folder=_mini_audioset(tmp_path), shard_size=3)
+    encoder = MultiHotEncoder.from_class_labels_csv(
+        f"{out}/class_labels_indices.csv"
+    )
+    loaders = make_shard_loaders(out, encoder, 2, balanced=True, seed=1)
+    ids = read_clip_list(f"{out}/train")[0]
+    draws = loaders["train"].dataset.epoch_stream(1)
+    seen = [i for b in loaders["train"] for i in b.id]
+    assert sorted(seen) == sorted(ids[p] for p in draws)
+    batches = list(loaders["eval"])
+    assert [i for b in batches for i in b.id] == read_clip_list(f"{out}/eval")[
+        0
+    ]
+    assert batches[0].target.data.shape == (2, len(encoder))
+
+
 # -- mid-epoch resume ----------------------------------------------------------
 
 
