@@ -14,5 +14,8 @@ codespell -I .dict-speechbrain-ast.txt \
     --skip="*.ipynb,*.json,*.png,*.csv,./.git,./.venv,*.egg-info,./demo_output,./results"
 echo "== yamllint"
 yamllint -s hparams recipes
+# upstream SpeechBrain's own checks on the contribution scripts/upstream.py
+# writes (skipped with one line where the copy of its checks is absent)
+bash scripts/upstream_checks.sh
 echo "== pytest"
 python -m pytest -q "$@"

@@ -92,6 +92,7 @@ class SpecAugment(nn.Module):
         return feats
 
     def extra_repr(self):
+        """The settings, for ``repr``."""
         return f"freqm={self.freqm}, timem={self.timem}"
 
 
@@ -194,6 +195,7 @@ class Mixup(nn.Module):
         return wavs, targets
 
     def extra_repr(self):
+        """The settings, for ``repr``."""
         return f"prob={self.prob}, alpha={self.alpha}"
 
 
@@ -259,4 +261,5 @@ class NoiseAndRoll(nn.Module):
         return feats
 
     def extra_repr(self):
+        """The settings, for ``repr``."""
         return f"noise_scale={self.noise_scale}, max_roll={self.max_roll}"

@@ -136,6 +136,7 @@ def check_audio_files(paths, num_workers=4):
     """
 
     def check(path):
+        """The header of ``path``, or the problem found."""
         try:
             return audio_info(path)
         except AudioError as err:

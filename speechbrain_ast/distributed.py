@@ -21,7 +21,8 @@ __all__ = [
 
 
 class ShardSampler(torch.utils.data.Sampler):
-    """Indices ``rank, rank + world_size, ...``: disjoint evaluation shards.
+    """Disjoint evaluation shards: indices ``rank``, ``rank + world_size``
+    and so on.
 
     Unlike ``DistributedSampler`` nothing is padded or repeated, so over all
     ranks every example is seen exactly once; shards differ in length by at
@@ -54,7 +55,13 @@ class ShardSampler(torch.utils.data.Sampler):
 
 
 def world():
-    """(rank, world_size) of the initialised process group, else (0, 1)."""
+    """(rank, world_size) of the initialised process group, else (0, 1).
+
+    Example
+    -------
+    >>> world()
+    (0, 1)
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -79,7 +86,14 @@ def gather_objects(obj):
 
 
 def unwrap(module):
-    """The module inside a DDP wrapper (evaluation must not sync ranks)."""
+    """The module inside a DDP wrapper (evaluation must not sync ranks).
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> unwrap(layer) is layer
+    True
+    """
     return (
         module.module if isinstance(module, DistributedDataParallel) else module
     )

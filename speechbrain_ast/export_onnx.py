@@ -254,6 +254,13 @@ def load_folder(folder, savedir=None):
     Returns
     -------
     speechbrain_ast.inference.ASTAudioClassifier
+
+    Example
+    -------
+    >>> load_folder("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'no/such/folder' is not a model folder (no hyperparams.yaml): give a folder written by speechbrain_ast.export or speechbrain_ast.convert.
     """
     from speechbrain_ast.inference import ASTAudioClassifier
 
@@ -299,6 +306,13 @@ def read_metadata(path):
         ``labels`` (list of str), ``multi_label`` (bool), ``sample_rate``
         (int), ``native_length`` (bool), ``target_length`` (int or None),
         ``precision`` (str).
+
+    Example
+    -------
+    >>> read_metadata("no_such_file.onnx")
+    Traceback (most recent call last):
+    ...
+    ValueError: ONNX file 'no_such_file.onnx' does not exist.
     """
     onnx = _require("onnx", "Reading an ONNX file")
     path = os.fspath(path)
@@ -382,6 +396,27 @@ def export_onnx(folder, out, precision="fp32", savedir=None):
     -------
     str
         ``out``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_ast.export import export_model_folder
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> d = tempfile.mkdtemp()
+    >>> folder = export_model_folder(
+    ...     f"{d}/model",
+    ...     AST(input_tdim=32, embed_dim=32, depth=1, num_heads=2),
+    ...     ASTHead(32, 2),
+    ...     ["dog", "rain"],
+    ...     frontend_kwargs={"target_length": 32},
+    ...     norm_stats=(-4.27, 4.57),
+    ...     multi_label=False,
+    ... )
+    >>> path = export_onnx(folder, f"{d}/model.onnx")
+    >>> read_metadata(path)["labels"]
+    ['dog', 'rain']
+    >>> OnnxClassifier(path).compute_logits(torch.zeros(1, 8000)).shape
+    torch.Size([1, 2])
     """
     if precision not in ("fp32", "int8"):
         raise ValueError(
@@ -462,6 +497,23 @@ def export_features_onnx(lobe, head, out, num_frames, native_length=False):
     str
         ``out``; input ``features`` ``[batch, frames, F]``, output
         ``logits``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> import onnxruntime
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> lobe = AST(input_tdim=32, embed_dim=32, depth=1, num_heads=2).eval()
+    >>> head = ASTHead(32, 3).eval()
+    >>> out = export_features_onnx(
+    ...     lobe, head, f"{tempfile.mkdtemp()}/m.onnx", 32
+    ... )
+    >>> feats = torch.randn(1, 32, 128)
+    >>> (got,) = onnxruntime.InferenceSession(out).run(
+    ...     None, {"features": feats.numpy()}
+    ... )
+    >>> bool(abs(torch.from_numpy(got) - head(lobe(feats))).max() < 1e-4)
+    True
     """
     _require("onnxscript", "The ONNX export")
     graph = FeaturesToLogits(lobe, head, native_length).eval()
@@ -504,6 +556,15 @@ class OnnxClassifier:
         (fp32 only here).
     threads : int, optional
         Intra-op threads (default: the runtime's).
+
+    Example
+    -------
+    >>> OnnxClassifier("no_such_file.onnx")
+    Traceback (most recent call last):
+    ...
+    ValueError: ONNX file 'no_such_file.onnx' does not exist.
+
+    (:func:`export_onnx` has an example that runs one.)
     """
 
     def __init__(
@@ -600,6 +661,11 @@ def main(argv=None):
     -------
     int
         Exit status.
+
+    Example
+    -------
+    >>> main(["no/such/folder", "--out", "m.onnx"])  # doctest: +ELLIPSIS
+    2
     """
     parser = argparse.ArgumentParser(
         prog="python -m speechbrain_ast.export_onnx",

@@ -580,6 +580,7 @@ class KaldiFbank(nn.Module):
         return out
 
     def extra_repr(self):
+        """The settings, for ``repr``."""
         return (
             f"sample_rate={self.sample_rate}, n_mels={self.n_mels}, "
             f"win_length={self.win_length}, hop_length={self.hop_length}, "
@@ -779,6 +780,7 @@ class FixedNormalization(nn.Module):
         return (x - self.mean) / (2.0 * self.std)
 
     def extra_repr(self):
+        """The statistics, for ``repr``."""
         return f"mean={self.mean}, std={self.std}"
 
 

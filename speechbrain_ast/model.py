@@ -69,6 +69,7 @@ class InplaceGELU(nn.GELU):
     """
 
     def forward(self, x):
+        """GELU, in place when no gradient is needed."""
         if x.requires_grad and torch.is_grad_enabled():
             return super().forward(x)
         return torch.ops.aten.gelu_(x)

@@ -46,6 +46,7 @@ def make_optimizer(params, lr, weight_decay=5e-7, betas=(0.95, 0.999)):
     """
 
     def as_list(group_params):
+        """A tensor, or an iterable of them, as a list."""
         if isinstance(group_params, torch.Tensor):
             return [group_params]
         return list(group_params)

@@ -518,6 +518,7 @@ def _infer_strides(
     """Strides that give ``num_patches`` patches (square when both unknown)."""
 
     def count(fs, ts):
+        """Number of patches with strides ``fs``, ``ts``."""
         f_dim, t_dim = patch_grid(input_fdim, input_tdim, kernel, fs, ts)
         return f_dim * t_dim
 

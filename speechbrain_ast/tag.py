@@ -215,6 +215,7 @@ def _score_windows(model, path, args, progress):
     spans, scores, pending = [], [], []
 
     def flush():
+        """Scores the pending windows as one batch."""
         batch, lens = _pad_batch([w for _, _, w in pending])
         logits = model.compute_logits(batch, lens)
         scores.append(model.scores_from_logits(logits).cpu())
@@ -600,6 +601,7 @@ def main(argv=None):
     disable = True if args.no_progress else None  # None: on a terminal only
 
     def windows_bar(total, name):
+        """A progress bar over the windows of one file."""
         return tqdm(
             total=total,
             desc=name,

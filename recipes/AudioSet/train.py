@@ -31,6 +31,7 @@ import os
 import sys
 
 import torch
+from audioset_prepare import prepare_audioset
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
@@ -63,9 +64,9 @@ from speechbrain_ast.recipe import (
     save_predictions,
 )
 
+# a relative hparams path is looked up here first (the prepare script is
+# imported from here too: Python puts the script's folder on sys.path)
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, RECIPE_DIR)
-from audioset_prepare import prepare_audioset  # noqa: E402
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "eval")

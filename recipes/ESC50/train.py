@@ -30,6 +30,7 @@ import os
 import sys
 
 import torch
+from esc50_prepare import prepare_esc50
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
@@ -53,9 +54,9 @@ from speechbrain_ast.recipe import (
     save_predictions,
 )
 
+# a relative hparams path is looked up here first (the prepare script is
+# imported from here too: Python puts the script's folder on sys.path)
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, RECIPE_DIR)
-from esc50_prepare import prepare_esc50  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

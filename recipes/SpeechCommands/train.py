@@ -23,6 +23,7 @@ import sys
 
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from speechcommands_prepare import prepare_speech_commands
 
 import speechbrain as sb
 from speechbrain.dataio.encoder import CategoricalEncoder
@@ -46,9 +47,9 @@ from speechbrain_ast.recipe import (
     save_predictions,
 )
 
+# a relative hparams path is looked up here first (the prepare script is
+# imported from here too: Python puts the script's folder on sys.path)
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, RECIPE_DIR)
-from speechcommands_prepare import prepare_speech_commands  # noqa: E402
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
