@@ -477,7 +477,7 @@ def read_clip_list(folder):
     -------
     ids : list of str
     label_lists : list of list of str
-        What :func:`speechbrain_ast.training.balanced_sample_weights`
+        What :func:`speechbrain_ast.labels.balanced_sample_weights`
         takes, in position order.
 
     Example
@@ -698,7 +698,7 @@ class ShardStream(IterableDataset):
     ``T`` on every rank, as DDP needs equal step counts.
 
     Evaluation (``train=False``). Rank ``r`` gets positions ``r, r + R,
-    ...`` (as :class:`speechbrain_ast.training.ShardSampler`, so the
+    ...`` (as :class:`speechbrain_ast.distributed.ShardSampler`, so the
     recipe's gathering puts scores back in position order = manifest
     order), in order, in batches of ``batch_size``; every clip once.
 

@@ -51,10 +51,10 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.distributed import ddp_all_reduce, if_main_process
 from speechbrain_ast.audio import load_audio
+from speechbrain_ast.checkpoint import ASTCheckpointer
 from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
 from speechbrain_ast.recipe import resolve_hparams_file
 from speechbrain_ast.ssast import save_ssast_encoder
-from speechbrain_ast.training import ASTCheckpointer
 
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
 AUDIO_EXTENSIONS = (".wav", ".flac")
