@@ -31,11 +31,11 @@ import sys
 
 import torch
 from esc50_prepare import prepare_esc50
-from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.audio import load_audio
+from speechbrain_ast.convert import LABEL_FILES, read_labels
 from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.distributed import (
     ShardedEvaluation,
@@ -48,15 +48,20 @@ from speechbrain_ast.losses import class_scores, classification_loss
 from speechbrain_ast.metrics import classification_stats
 from speechbrain_ast.optim import set_lr
 from speechbrain_ast.recipe import (
+    class_names,
     init_from_pretrained,
+    load_recipe_hparams,
     log_jsonl,
-    resolve_hparams_file,
+    parse_recipe_arguments,
     save_predictions,
+    user_errors,
 )
 
 # a relative hparams path is looked up here first (the prepare script is
 # imported from here too: Python puts the script's folder on sys.path)
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
+# ESC-50's 50 categories in target order (names the classes no clip has)
+OFFICIAL_LABELS = os.path.join(LABEL_FILES, "esc_class_labels_indices.csv")
 
 logger = logging.getLogger(__name__)
 
@@ -210,22 +215,23 @@ def dataio_prepare(hparams):
         with datasets[split].output_keys_as(["class_index", "category"]):
             for item in datasets[split]:
                 labels[int(item["class_index"])] = item["category"]
-    n_classes = hparams["n_classes"]
-    if max(labels) >= n_classes:
-        raise ValueError(
-            f"the manifests have class index {max(labels)} but n_classes is "
-            f"{n_classes}: pass --n_classes {max(labels) + 1}"
-        )
-    names = [labels.get(i, f"class{i}") for i in range(n_classes)]
+    names = class_names(
+        labels,
+        hparams["n_classes"],
+        official=read_labels(OFFICIAL_LABELS),
+        allow_unseen=hparams.get("allow_unseen_classes", False),
+        source=f"the manifests in {hparams['save_folder']}",
+    )
     return datasets, names
 
 
 if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    hparams_file = resolve_hparams_file(hparams_file, RECIPE_DIR)
+    # --help lists the yaml's keys; a missing --data_folder is one line
+    hparams_file, run_opts, overrides = parse_recipe_arguments(
+        sys.argv[1:], RECIPE_DIR, "hparams/ast.yaml"
+    )
     sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams = load_recipe_hparams(hparams_file, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -233,27 +239,29 @@ if __name__ == "__main__":
     )
     logger.info("hparams file: %s", hparams_file)
 
-    if not hparams["skip_prep"]:
-        run_on_main(
-            prepare_esc50,
-            kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": hparams["save_folder"],
-                "train_fold_nums": hparams["train_fold_nums"],
-                "valid_fold_nums": hparams["valid_fold_nums"],
-                "test_fold_nums": hparams["test_fold_nums"],
-            },
-        )
-    datasets, labels = dataio_prepare(hparams)
+    # a wrong data folder, bad clips, n_classes or checkpoint: one line
+    with user_errors():
+        if not hparams["skip_prep"]:
+            run_on_main(
+                prepare_esc50,
+                kwargs={
+                    "data_folder": hparams["data_folder"],
+                    "save_folder": hparams["save_folder"],
+                    "train_fold_nums": hparams["train_fold_nums"],
+                    "valid_fold_nums": hparams["valid_fold_nums"],
+                    "test_fold_nums": hparams["test_fold_nums"],
+                },
+            )
+        datasets, labels = dataio_prepare(hparams)
 
-    loaded = init_from_pretrained(
-        hparams["embedding_model"],
-        audioset_pretrain=hparams["audioset_pretrain"],
-        imagenet_pretrain=hparams["imagenet_pretrain"],
-        imagenet_checkpoint=hparams["imagenet_checkpoint"],
-        channel_reduction=hparams["channel_reduction"],
-        pos_embed=hparams["pos_embed_adaptation"],
-    )
+        loaded = init_from_pretrained(
+            hparams["embedding_model"],
+            audioset_pretrain=hparams["audioset_pretrain"],
+            imagenet_pretrain=hparams["imagenet_pretrain"],
+            imagenet_checkpoint=hparams["imagenet_checkpoint"],
+            channel_reduction=hparams["channel_reduction"],
+            pos_embed=hparams["pos_embed_adaptation"],
+        )
     logger.info("AST initialised from: %s", loaded)
 
     brain = ESC50Brain(

@@ -22,7 +22,6 @@ import os
 import sys
 
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechcommands_prepare import prepare_speech_commands
 
 import speechbrain as sb
@@ -42,9 +41,11 @@ from speechbrain_ast.metrics import classification_stats
 from speechbrain_ast.optim import set_lr
 from speechbrain_ast.recipe import (
     init_from_pretrained,
+    load_recipe_hparams,
     log_jsonl,
-    resolve_hparams_file,
+    parse_recipe_arguments,
     save_predictions,
+    user_errors,
 )
 
 # a relative hparams path is looked up here first (the prepare script is
@@ -236,11 +237,12 @@ def dataio_prepare(hparams):
 
 
 if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    hparams_file = resolve_hparams_file(hparams_file, RECIPE_DIR)
+    # --help lists the yaml's keys; a missing --data_folder is one line
+    hparams_file, run_opts, overrides = parse_recipe_arguments(
+        sys.argv[1:], RECIPE_DIR, "hparams/ast.yaml"
+    )
     sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams = load_recipe_hparams(hparams_file, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -249,25 +251,27 @@ if __name__ == "__main__":
 
     logger.info("hparams file: %s", hparams_file)
 
-    run_on_main(
-        prepare_speech_commands,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["manifest_folder"],
-            "download": hparams["download"],
-            "skip_prep": hparams["skip_prep"],
-        },
-    )
-    datasets, classes = dataio_prepare(hparams)
+    # a wrong data folder, bad clips, n_classes or checkpoint: one line
+    with user_errors():
+        run_on_main(
+            prepare_speech_commands,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["manifest_folder"],
+                "download": hparams["download"],
+                "skip_prep": hparams["skip_prep"],
+            },
+        )
+        datasets, classes = dataio_prepare(hparams)
 
-    loaded = init_from_pretrained(
-        hparams["embedding_model"],
-        audioset_pretrain=hparams["audioset_pretrain"],
-        imagenet_pretrain=hparams["imagenet_pretrain"],
-        imagenet_checkpoint=hparams["imagenet_checkpoint"],
-        channel_reduction=hparams["channel_reduction"],
-        pos_embed=hparams["pos_embed_adaptation"],
-    )
+        loaded = init_from_pretrained(
+            hparams["embedding_model"],
+            audioset_pretrain=hparams["audioset_pretrain"],
+            imagenet_pretrain=hparams["imagenet_pretrain"],
+            imagenet_checkpoint=hparams["imagenet_checkpoint"],
+            channel_reduction=hparams["channel_reduction"],
+            pos_embed=hparams["pos_embed_adaptation"],
+        )
     logger.info("AST initialised from: %s", loaded)
 
     brain = SpeechCommandsBrain(
