@@ -4,6 +4,7 @@
 
     python -m speechbrain_ast.convert SRC --out DIR [--labels FILE]
         [--native-length] [--overwrite] [--multi-label | --single-label]
+    python -m speechbrain_ast.convert SSAST.pth --out DIR --n-classes N
 
 ``SRC`` is a reference-format ``.pth`` (e.g. ``audioset_10_10_0.4593.pth``)
 or a HuggingFace transformers AST folder (``config.json`` + weights, e.g. a
@@ -26,6 +27,19 @@ trained with BCE in the reference, and for HuggingFace configs whose
 ``problem_type`` is ``multi_label_classification``; softmax otherwise
 (``--multi-label`` / ``--single-label`` choose).
 
+SSAST encoders (self-supervised, no classifier): a published
+``SSAST-Base-Patch-400.pth`` / ``SSAST-Base-Frame-400.pth`` (keys
+``module.v.*`` with ``module.mask_embed``) or the ``ssast_encoder.pt`` that
+``recipes/SSAST/pretrain.py`` writes, told apart from a supervised ``.pth``
+by those keys. The folder gets the encoder at its pretraining patch shape,
+strides and length (``--input-tdim`` another length, positions adapted)
+and a fresh, randomly initialised head of ``--n-classes N`` classes (named
+``class0`` ...) or of the ``--labels`` file's classes: its scores mean
+nothing until the model is fine-tuned (a recipe's ``--ssl_pretrain``).
+What the folder is good for as it is: the encoder's embeddings
+(``encode_batch``). The head is drawn with a fixed seed, so a conversion
+is reproducible.
+
 Authors
  * speechbrain-ast developers
 """
@@ -37,10 +51,18 @@ import logging
 import os
 import sys
 
+import torch
+
 from speechbrain_ast.export import export_model_folder
 from speechbrain_ast.features import DATASET_STATS
 
-__all__ = ["convert_checkpoint", "read_labels", "shipped_labels", "main"]
+__all__ = [
+    "convert_checkpoint",
+    "is_ssast_checkpoint",
+    "read_labels",
+    "shipped_labels",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +189,7 @@ def convert_checkpoint(
     tstride=None,
     norm_stats=None,
     input_fdim=128,
+    n_classes=None,
 ):
     """Converts a published checkpoint into a model folder.
 
@@ -201,6 +224,9 @@ def convert_checkpoint(
         preprocessor_config.json, or AudioSet's for a ``.pth``).
     input_fdim : int
         Mel bins a ``.pth`` was trained with (128 for every published one).
+    n_classes : int, optional
+        SSAST encoders only: classes of the fresh (untrained) head; or
+        give ``labels``.
 
     Returns
     -------
@@ -245,6 +271,20 @@ def convert_checkpoint(
         with open(os.path.join(src, "config.json"), encoding="utf-8") as f:
             hf_config = json.load(f)
         source_format = "huggingface"
+    elif os.path.isfile(src) and is_ssast_checkpoint(src):
+        return _convert_ssast(
+            src,
+            out_dir,
+            labels=labels,
+            n_classes=n_classes,
+            native_length=native_length,
+            multi_label=multi_label,
+            overwrite=overwrite,
+            input_tdim=input_tdim,
+            strides=(fstride, tstride),
+            norm_stats=norm_stats,
+            input_fdim=input_fdim,
+        )
     elif os.path.isfile(src):
         imported = read_reference_checkpoint(
             src,
@@ -258,6 +298,11 @@ def convert_checkpoint(
         raise FileNotFoundError(
             f"{src!r} does not exist: pass a reference .pth file or a "
             "HuggingFace AST folder."
+        )
+    if n_classes is not None:
+        raise ValueError(
+            f"--n-classes is for SSAST encoders (a fresh head); {src!r} has "
+            "its own classifier: leave it out."
         )
     if imported.head_state is None:
         raise ValueError(
@@ -322,6 +367,140 @@ def convert_checkpoint(
     )
 
 
+def is_ssast_checkpoint(path):
+    """Whether ``path`` holds a self-supervised SSAST encoder: a reference
+    state dict with ``v.*`` and ``mask_embed`` keys (with or without the
+    ``module.`` prefix) or an ``ssast_encoder.pt`` of
+    ``recipes/SSAST/pretrain.py``.
+
+    Arguments
+    ---------
+    path : str
+        A checkpoint file.
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> import os, tempfile, torch
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.pth")
+    >>> torch.save({"module.v.cls_token": torch.zeros(1)}, path)
+    >>> is_ssast_checkpoint(path)
+    False
+    >>> torch.save(
+    ...     {
+    ...         "module.v.cls_token": torch.zeros(1),
+    ...         "module.mask_embed": torch.zeros(1),
+    ...     },
+    ...     path,
+    ... )
+    >>> is_ssast_checkpoint(path)
+    True
+    """
+    from speechbrain_ast.pretrained import load_weights
+    from speechbrain_ast.ssast import ENCODER_FORMAT
+
+    content = load_weights(path)
+    if not isinstance(content, dict):
+        return False
+    if content.get("format") == ENCODER_FORMAT:
+        return True
+    keys = {
+        k[len("module.") :] if k.startswith("module.") else k
+        for k in content
+        if isinstance(k, str)
+    }
+    return "mask_embed" in keys and any(k.startswith("v.") for k in keys)
+
+
+# the fresh head of an SSAST conversion is drawn with this seed
+SSAST_HEAD_SEED = 0
+
+
+def _convert_ssast(
+    src,
+    out_dir,
+    labels,
+    n_classes,
+    native_length,
+    multi_label,
+    overwrite,
+    input_tdim,
+    strides,
+    norm_stats,
+    input_fdim,
+):
+    """An SSAST encoder and a fresh head into a model folder (see the
+    module docstring)."""
+    from speechbrain_ast.pretrained import build_from_checkpoint
+    from speechbrain_ast.ssast import read_ssast_checkpoint
+
+    if any(stride is not None for stride in strides):
+        raise ValueError(
+            f"--fstride/--tstride do not apply to the SSAST encoder {src!r}:"
+            " it is exported at its pretraining strides; fine-tune it with "
+            "other strides through a recipe's --ssl_pretrain."
+        )
+    if labels is None and n_classes is None:
+        raise ValueError(
+            f"{src!r} is a self-supervised SSAST encoder without a "
+            "classifier: pass --n-classes N (a fresh, untrained N-class "
+            "head) or --labels FILE (a fresh head for its classes); to use "
+            "it for a task, fine-tune it with a recipe's --ssl_pretrain."
+        )
+    if labels is not None and n_classes not in (None, len(labels)):
+        raise ValueError(
+            f"--n-classes {n_classes} but --labels names {len(labels)} "
+            "classes: give one of them."
+        )
+    if labels is None:
+        labels = [f"class{i}" for i in range(n_classes)]
+        labels_from = "placeholders (untrained head)"
+    else:
+        labels_from = "given (untrained head)"
+    imported = read_ssast_checkpoint(src, input_fdim=input_fdim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SSAST_HEAD_SEED)
+        lobe, head, imported = build_from_checkpoint(
+            imported, input_tdim=input_tdim, n_classes=len(labels)
+        )
+    logger.info(
+        "SSAST encoder (%s x %s patches, strides %s/%s, %d frames) with a "
+        "fresh, randomly initialised %d-class head: its scores mean nothing "
+        "until fine-tuned (a recipe's --ssl_pretrain); encode_batch gives "
+        "the encoder's embeddings",
+        *imported.config["patch_size"],
+        imported.config["fstride"],
+        imported.config["tstride"],
+        imported.target_length,
+        len(labels),
+    )
+    frontend = {
+        "sample_rate": 16000,
+        "n_mels": imported.config["input_fdim"],
+        "target_length": None if native_length else imported.target_length,
+    }
+    return export_model_folder(
+        out_dir,
+        lobe,
+        head,
+        labels,
+        frontend,
+        imported.norm_stats if norm_stats is None else norm_stats,
+        multi_label=bool(multi_label),
+        overwrite=overwrite,
+        extra={
+            "converted_from": os.path.basename(os.path.normpath(src)),
+            "source_format": "ssast",
+            "checkpoint_target_length": int(imported.target_length),
+            "labels_from": labels_from,
+            "head": f"untrained, seed {SSAST_HEAD_SEED}",
+        },
+    )
+
+
 def _refuse_existing(out_dir, overwrite):
     """Fails before any reading when the output folder is taken."""
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
@@ -342,7 +521,12 @@ def _parser():
         description="Convert a published AST checkpoint (reference .pth or "
         "HuggingFace folder) into a SpeechBrain EncoderClassifier folder.",
     )
-    parser.add_argument("src", metavar="SRC", help=".pth file or HF folder")
+    parser.add_argument(
+        "src",
+        metavar="SRC",
+        help=".pth file, HF folder, or SSAST encoder (.pth or "
+        "ssast_encoder.pt)",
+    )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="model folder to write"
     )
@@ -352,6 +536,13 @@ def _parser():
         help="class_labels_indices.csv or one label per line (a .pth of "
         "527, 50 or 35 classes gets AudioSet's, ESC-50's or Speech "
         "Commands' names without it; overrides a HF folder's id2label)",
+    )
+    parser.add_argument(
+        "--n-classes",
+        type=int,
+        metavar="N",
+        help="SSAST encoders: a fresh, randomly initialised N-class head "
+        "(scores meaningless until fine-tuned; or give --labels)",
     )
     parser.add_argument(
         "--native-length",
@@ -424,7 +615,7 @@ def main(argv=None):
     """
     parser = _parser()
     args = parser.parse_args(argv)
-    for name in ("input_tdim", "input_fdim", "fstride", "tstride"):
+    for name in ("input_tdim", "input_fdim", "fstride", "tstride", "n_classes"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(
@@ -450,6 +641,7 @@ def main(argv=None):
             tstride=args.tstride,
             norm_stats=DATASET_STATS[args.stats] if args.stats else None,
             input_fdim=args.input_fdim,
+            n_classes=args.n_classes,
         )
     except Exception as err:  # one line, never a traceback
         message = " ".join(str(err).split())

@@ -470,6 +470,7 @@ def class_names(
 def init_from_pretrained(
     embedding_model,
     audioset_pretrain=False,
+    ssl_pretrain=False,
     imagenet_pretrain=False,
     imagenet_checkpoint=None,
     channel_reduction="mean",
@@ -481,21 +482,29 @@ def init_from_pretrained(
     folder) the lobe gets that checkpoint's backbone, its positional
     embedding adapted to the lobe's ``input_tdim`` (the checkpoint's head
     is not used: the recipe's head stays fresh). Else, with
-    ``imagenet_pretrain`` (a timm DeiT name), the DeiT weights
-    (:func:`speechbrain_ast.pretrained.load_deit`). Else nothing (random
-    initialisation, "from scratch").
+    ``ssl_pretrain`` (a published SSAST checkpoint such as
+    ``SSAST-Base-Patch-400.pth`` or an ``ssast_encoder.pt`` of
+    ``recipes/SSAST/pretrain.py``), that self-supervised encoder
+    (:func:`speechbrain_ast.ssast.load_ssast`: the patch shape must be the
+    pretraining one, the strides and length may differ, the positional
+    embedding is adapted). Else, with ``imagenet_pretrain`` (a timm DeiT
+    name), the DeiT weights (:func:`speechbrain_ast.pretrained.load_deit`).
+    Else nothing (random initialisation, "from scratch").
 
     Arguments
     ---------
     embedding_model : speechbrain_ast.model.AST
     audioset_pretrain : str or False
+    ssl_pretrain : str or False
     imagenet_pretrain : str or False
     imagenet_checkpoint : str, optional
         Local DeiT weights file (offline machines).
     channel_reduction : str
         ``"mean"`` or ``"sum"`` (DeiT's RGB patch conv -> 1 channel).
     pos_embed : str
-        ``"bilinear"``, ``"nearest"`` or ``"reinit"`` (ImageNet only).
+        ``"bilinear"``, ``"nearest"`` or ``"reinit"`` (ImageNet only);
+        an SSAST encoder's grid is adapted with ``"nearest"`` when given,
+        else bilinearly.
 
     Returns
     -------
@@ -533,6 +542,9 @@ def init_from_pretrained(
                 f"{str(err)[:400]}"
             ) from err
         return f"AudioSet checkpoint {audioset_pretrain}"
+    if ssl_pretrain:
+        _load_ssl(embedding_model, ssl_pretrain, pos_embed)
+        return f"SSAST encoder {ssl_pretrain}"
     if imagenet_pretrain:
         pretrained.load_deit(
             embedding_model,
@@ -543,6 +555,47 @@ def init_from_pretrained(
         )
         return f"ImageNet {imagenet_pretrain} ({imagenet_checkpoint})"
     return "random initialisation"
+
+
+def _stride_flags(patch):
+    """The recipe flags for a lobe with ``patch`` (freq, time) patches:
+    the paper's overlapping strides of 10 for 16 x 16 patches, else the
+    patch itself (frame patches: one time step of overlap less)."""
+    pf, pt = patch
+    size = str(pf) if pf == pt else f'"[{pf},{pt}]"'
+    if (pf, pt) == (16, 16):
+        fstride, tstride = 10, 10
+    else:
+        fstride, tstride = pf, max(1, pt // 2)
+    return f"--patch_size {size} --fstride {fstride} --tstride {tstride}"
+
+
+def _load_ssl(embedding_model, path, pos_embed):
+    """:func:`speechbrain_ast.ssast.load_ssast` with the recipe's flags in
+    the error of a patch shape that does not fit."""
+    from speechbrain_ast.ssast import load_ssast, read_ssast_checkpoint
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"ssl_pretrain={path!r} does not exist: give the path of an "
+            "SSAST checkpoint (SSAST-Base-Patch-400.pth, "
+            "SSAST-Base-Frame-400.pth) or the ssast_encoder.pt of "
+            "recipes/SSAST/pretrain.py, or --ssl_pretrain False"
+        )
+    method = "nearest" if pos_embed == "nearest" else "bilinear"
+    try:
+        load_ssast(embedding_model, path, method=method)
+    except ValueError as err:
+        patch = tuple(read_ssast_checkpoint(path).config["patch_size"])
+        if patch == tuple(embedding_model.patch_size):
+            raise
+        have = embedding_model.patch_size
+        raise ValueError(
+            f"{path} was pretrained with {patch[0]} x {patch[1]} patches "
+            f"but the recipe's model has {have[0]} x {have[1]} (patch_size "
+            f"{list(have)}, fstride {embedding_model.fstride}, tstride "
+            f"{embedding_model.tstride}): pass {_stride_flags(patch)}"
+        ) from err
 
 
 def log_jsonl(output_folder, record):

@@ -481,3 +481,131 @@ def test_label_files_are_package_data():
     for name in shipped:
         rel = f"label_files/{name}"
         assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel
+
+
+def _ssast_encoder(patch, tdim, seed):
+    from speechbrain_ast.model import AST
+
+    torch.manual_seed(seed)
+    return AST(
+        input_tdim=tdim,
+        patch_size=patch,
+        fstride=patch[0],
+        tstride=patch[1],
+        embed_dim=64,
+        depth=1,
+        num_heads=1,
+    ).eval()
+
+
+def _write_ssast_reference(path, encoder):
+    """The published SSAST layout: module.v.*, prediction heads, mask
+    embedding, pretraining grid."""
+    from speechbrain_ast.ssast import SSAST
+
+    model = SSAST(encoder, mask_patch=8)
+    state = {
+        "module." + k.replace("encoder.", "v.", 1): v.detach().clone()
+        for k, v in model.state_dict().items()
+    }
+    state["module.p_input_fdim"] = torch.tensor(128)
+    state["module.p_input_tdim"] = torch.tensor(encoder.input_tdim)
+    torch.save(state, path)
+
+
+def _kaldi_features(wav, frames, stats):
+    """The reference frontend, written out with torchaudio."""
+    import torchaudio
+
+    fbank = torchaudio.compliance.kaldi.fbank(
+        (wav - wav.mean())[None], htk_compat=True, sample_frequency=16000,
+        use_energy=False, window_type="hanning", num_mel_bins=128,
+        dither=0.0, frame_shift=10,
+    )  # fmt: skip
+    fbank = torch.nn.functional.pad(fbank, (0, 0, 0, frames - len(fbank)))
+    return ((fbank[:frames] - stats[0]) / (2 * stats[1]))[None]
+
+
+def test_ssast_reference_checkpoint_round_trip(tmp_path, capsys):
+    """A published-format SSAST checkpoint (random weights) converts into
+    a folder whose encoder is those weights and whose embeddings equal the
+    encoder's on the reference features; the head is fresh, of
+    --n-classes classes, the same on every conversion."""
+    encoder = _ssast_encoder((16, 16), 128, seed=21)
+    pth = str(tmp_path / "SSAST-Tiny-Patch-400.pth")
+    _write_ssast_reference(pth, encoder)
+
+    assert main([pth, "--out", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "self-supervised SSAST encoder" in err and "--n-classes" in err
+
+    out = str(tmp_path / "ssast")
+    assert main([pth, "--out", out, "--n-classes", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "randomly initialised 4-class head" in err
+    assert "until fine-tuned" in err
+    saved = torch.load(os.path.join(out, "embedding_model.ckpt"))
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(saved[key], value), key
+
+    model = _load(out, tmp_path / "loaded")
+    assert model.labels == ["class0", "class1", "class2", "class3"]
+    clip = _clips()[0]
+    with torch.no_grad():
+        want = encoder(_kaldi_features(clip, 128, AUDIOSET_STATS))
+    torch.testing.assert_close(
+        model.encode_batch(clip[None]), want, atol=1e-4, rtol=1e-4
+    )
+    assert model.classify_batch(clip[None])[0].shape[-1] == 4
+
+    again = str(tmp_path / "again")
+    assert main([pth, "--out", again, "--n-classes", "4"]) == 0
+    first = torch.load(os.path.join(out, "classifier.ckpt"))
+    second = torch.load(os.path.join(again, "classifier.ckpt"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_ssast_encoder_file_with_labels_and_errors(tmp_path, capsys):
+    """Our ssast_encoder.pt (128 x 2 frame patches) with --labels; another
+    length through --input-tdim; strides and a class count that disagree
+    with the labels are refused."""
+    from speechbrain_ast.ssast import load_ssast, save_ssast_encoder
+
+    encoder = _ssast_encoder((128, 2), 64, seed=22)
+    pt = str(tmp_path / "ssast_encoder.pt")
+    save_ssast_encoder(encoder, pt, norm_stats=(-5.0, 3.0))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("yes\nno\nup\n")
+
+    out = str(tmp_path / "enc")
+    assert main([pt, "--out", out, "--labels", str(labels)]) == 0
+    model = _load(out, tmp_path / "loaded")
+    assert model.labels == ["yes", "no", "up"]
+    clip = _clips()[0]
+    with torch.no_grad():
+        want = encoder(_kaldi_features(clip, 64, (-5.0, 3.0)))
+    torch.testing.assert_close(
+        model.encode_batch(clip[None]), want, atol=1e-4, rtol=1e-4
+    )
+
+    longer = str(tmp_path / "longer")
+    args = [pt, "--out", longer, "--n-classes", "2", "--input-tdim", "100"]
+    assert main(args) == 0
+    expected = _ssast_encoder((128, 2), 100, seed=0)
+    load_ssast(expected, pt)
+    saved = torch.load(os.path.join(longer, "embedding_model.ckpt"))
+    for key, value in expected.state_dict().items():
+        assert torch.equal(saved[key], value), key
+
+    capsys.readouterr()
+    bad = str(tmp_path / "bad")
+    assert main([pt, "--out", bad, "--n-classes", "2", "--tstride", "1"]) == 1
+    assert "--fstride/--tstride do not apply" in capsys.readouterr().err
+    args = [pt, "--out", bad, "--n-classes", "2", "--labels", str(labels)]
+    assert main(args) == 1
+    assert "--n-classes 2 but --labels names 3" in capsys.readouterr().err
+    sup = str(tmp_path / "ast_3.pth")
+    _write_pth(sup, 3, 128)
+    args = [sup, "--out", bad, "--input-tdim", "128", "--n-classes", "3"]
+    assert main(args) == 1
+    assert "--n-classes is for SSAST encoders" in capsys.readouterr().err
