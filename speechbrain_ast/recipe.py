@@ -308,7 +308,7 @@ def load_recipe_hparams(hparams_file, overrides):
     Raises
     ------
     SystemExit
-        For a key without a value (status 1).
+        For a key without a value, or one given twice (status 1).
 
     Example
     -------
@@ -325,10 +325,19 @@ def load_recipe_hparams(hparams_file, overrides):
     error: x.yaml needs --data_folder VALUE (data_folder has no default; the yaml says: the dataset). All keys: --help
     """
     from hyperpyyaml import load_hyperpyyaml
+    from ruamel.yaml.constructor import DuplicateKeyError
 
     with open(hparams_file, encoding="utf-8") as fin:
         try:
             return load_hyperpyyaml(fin, overrides)
+        except DuplicateKeyError as err:
+            twice = re.search(r'duplicate key "([^"]+)"', str(err))
+            name = twice.group(1) if twice else "a key"
+            raise SystemExit(
+                f"{_script_name()}: error: --{name} is given twice (on the "
+                f"command line or in {os.path.basename(hparams_file)}): "
+                "give it once."
+            ) from None
         except ValueError as err:
             match = re.match(r"'(\S+)' is a !PLACEHOLDER", str(err))
             if match is None:

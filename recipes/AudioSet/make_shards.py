@@ -36,13 +36,13 @@ import shutil
 import sys
 import time
 
+# the prepare script sits next to this one (Python puts the script's folder
+# on sys.path), as train.py imports it
+from audioset_prepare import LABELS_FILE, prepare_audioset
+
 from speechbrain.utils.logger import get_logger
 from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
 from speechbrain_ast.shards import write_shards
-
-RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, RECIPE_DIR)
-from audioset_prepare import LABELS_FILE, prepare_audioset  # noqa: E402
 
 logger = get_logger(__name__)
 

@@ -7,6 +7,14 @@ is looked up here first):
     python recipes/AudioSet/train.py hparams/ast_full.yaml \
         --data_folder /path/to/audioset
 
+or, from the tar shards ``make_shards.py`` writes (no preparation; the
+same clips and labels streamed, shuffled in a buffer of ``shard_buffer``
+clips, split over DDP ranks and workers; a killed run resumes mid-epoch
+with ``--ckpt_interval_minutes``)::
+
+    python recipes/AudioSet/train.py hparams/ast_full.yaml \
+        --shards /path/to/shards
+
 Preparation reports the listed clips that are missing or unreadable before
 training starts (counts in the log, the list in
 ``<output_folder>/manifests/missing_or_unreadable.csv``) and trains on the
@@ -64,6 +72,7 @@ from speechbrain_ast.recipe import (
     save_predictions,
     user_errors,
 )
+from speechbrain_ast.shards import make_shard_loaders
 
 # a relative hparams path is looked up here first (the prepare script is
 # imported from here too: Python puts the script's folder on sys.path)
@@ -258,6 +267,52 @@ def dataio_prepare(hparams):
     return datasets, encoder
 
 
+def shard_loaders(hparams):
+    """The train and eval loaders of a ``make_shards.py`` folder
+    (``shards``): streamed, shuffled with ``shard_buffer`` clips, split over
+    DDP ranks and workers, balanced resampling with ``balanced_sampler``.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters (``shards``, ``n_classes``,
+        ``batch_size``, ``num_workers``, ``seed``, ``balanced_sampler``,
+        ``shard_buffer``, ``epoch_counter``).
+
+    Returns
+    -------
+    loaders : dict
+        ``train``, ``eval``: ``ShardLoader`` objects for ``fit`` and
+        ``evaluate`` (used as they are: no loader options apply).
+    encoder : MultiHotEncoder
+        Label mids in the shards' ``class_labels_indices.csv`` order.
+    """
+    labels_file = os.path.join(hparams["shards"], "class_labels_indices.csv")
+    if not os.path.isfile(labels_file):
+        raise FileNotFoundError(
+            f"{labels_file} is missing: --shards must be the --save_folder "
+            "of make_shards.py (it holds train/, eval/ and "
+            "class_labels_indices.csv)."
+        )
+    encoder = MultiHotEncoder.from_class_labels_csv(labels_file)
+    if len(encoder) != hparams["n_classes"]:
+        raise ValueError(
+            f"{labels_file} has {len(encoder)} labels but n_classes is "
+            f"{hparams['n_classes']}: pass --n_classes {len(encoder)}."
+        )
+    loaders = make_shard_loaders(
+        hparams["shards"],
+        encoder,
+        hparams["batch_size"],
+        num_workers=hparams["num_workers"],
+        seed=hparams["seed"],
+        balanced=hparams["balanced_sampler"],
+        buffer_size=hparams["shard_buffer"],
+        epoch_counter=hparams["epoch_counter"],
+    )
+    return loaders, encoder
+
+
 def train_loader_options(hparams, train_set, encoder):
     """The train loader options; with ``balanced_sampler`` a weighted
     sampler (AudioSet's per-clip weights) replaces shuffling."""
@@ -318,17 +373,33 @@ if __name__ == "__main__":
 
     # a wrong data folder, bad clips, n_classes or checkpoint: one line
     with user_errors():
-        run_on_main(
-            prepare_audioset,
-            kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": hparams["manifest_folder"],
-                "train_splits": hparams["train_splits"],
-                "test_split": hparams["test_split"],
-                "skip_prep": hparams["skip_prep"],
-            },
-        )
-        datasets, encoder = dataio_prepare(hparams)
+        if hparams["shards"]:
+            # streamed from make_shards.py's tar shards: no preparation
+            loaders, encoder = shard_loaders(hparams)
+            train_data, eval_data = loaders["train"], loaders["eval"]
+            # a killed run resumes mid-epoch where the loader stopped
+            hparams["checkpointer"].add_recoverable(
+                "train_loader", loaders["train"]
+            )
+        else:
+            if not hparams["data_folder"]:
+                raise ValueError(
+                    f"{os.path.basename(hparams_file)} needs --data_folder "
+                    "VALUE (the AudioSet folder) or --shards VALUE (the "
+                    "folder make_shards.py wrote). All keys: --help"
+                )
+            run_on_main(
+                prepare_audioset,
+                kwargs={
+                    "data_folder": hparams["data_folder"],
+                    "save_folder": hparams["manifest_folder"],
+                    "train_splits": hparams["train_splits"],
+                    "test_split": hparams["test_split"],
+                    "skip_prep": hparams["skip_prep"],
+                },
+            )
+            datasets, encoder = dataio_prepare(hparams)
+            train_data, eval_data = datasets["train"], datasets["eval"]
         if if_main_process():
             encoder.save(os.path.join(hparams["save_folder"], "labels.txt"))
 
@@ -350,21 +421,22 @@ if __name__ == "__main__":
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    if hparams["shards"]:
+        # the shard loaders batch, shuffle and split over ranks themselves
+        fit_options, test_options = {}, {}
+    else:
+        fit_options = {
+            "train_loader_kwargs": train_loader_options(
+                hparams, train_data, encoder
+            ),
+            "valid_loader_kwargs": hparams["test_dataloader_options"],
+        }
+        test_options = {
+            "test_loader_kwargs": hparams["test_dataloader_options"]
+        }
     # The reference validates on the eval set every epoch; so do we.
-    brain.fit(
-        hparams["epoch_counter"],
-        datasets["train"],
-        datasets["eval"],
-        train_loader_kwargs=train_loader_options(
-            hparams, datasets["train"], encoder
-        ),
-        valid_loader_kwargs=hparams["test_dataloader_options"],
-    )
-    brain.evaluate(
-        datasets["eval"],
-        max_key="mAP",
-        test_loader_kwargs=hparams["test_dataloader_options"],
-    )
+    brain.fit(hparams["epoch_counter"], train_data, eval_data, **fit_options)
+    brain.evaluate(eval_data, max_key="mAP", **test_options)
     if hparams["weight_averaging"]:
         predictions = os.path.join(
             hparams["output_folder"], "test_predictions.pt"
@@ -379,10 +451,7 @@ if __name__ == "__main__":
         hparams["train_logger"].log_stats(
             {"weight averaging of epochs": f"{first}-{last}"}
         )
-        brain.evaluate(
-            datasets["eval"],
-            test_loader_kwargs=hparams["test_dataloader_options"],
-        )
+        brain.evaluate(eval_data, **test_options)
     if hparams["export_model"] and if_main_process():
         folder = export_model_folder(
             os.path.join(hparams["output_folder"], "model"),
