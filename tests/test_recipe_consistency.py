@@ -103,3 +103,33 @@ def test_recipe_csv_rows_name_existing_files(csv_path):
         if row["Data_prep_file"]:
             assert os.path.isfile(os.path.join(ROOT, row["Data_prep_file"]))
         assert row["test_debug_flags"].strip()
+
+
+@pytest.mark.parametrize(
+    "yaml_path", YAMLS, ids=[os.path.relpath(p, ROOT) for p in YAMLS]
+)
+def test_every_yaml_has_a_csv_row(yaml_path):
+    """As upstream's test_recipe_list: each hparams file of
+    ``recipes/<Dataset>/`` is a row of ``tests/recipes/<Dataset>.csv``."""
+    rel = os.path.relpath(yaml_path, ROOT)
+    dataset = rel.split(os.sep)[1]
+    path = os.path.join(ROOT, "tests", "recipes", f"{dataset}.csv")
+    assert os.path.isfile(path), f"no tests/recipes/{dataset}.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        listed = {row["Hparam_file"] for row in csv.DictReader(f)}
+    assert rel in listed, f"{rel} is not listed in {path}"
+
+
+def test_performance_checks_have_upstreams_format():
+    """``performance_check=[file, variable, <op><number>, epoch: N]``, the
+    format upstream's recipe runner parses (or none)."""
+    pattern = re.compile(
+        r"performance_check=\[\s*[^,\]]+,\s*[^,\]]+,\s*(<=|>=|==|<|>)"
+        r"-?[0-9.]+,\s*epoch:\s*-?\d+\s*\]"
+    )
+    for path in glob.glob(os.path.join(ROOT, "tests", "recipes", "*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                checks = row["test_debug_checks"]
+                if "performance_check" in checks:
+                    assert pattern.search(checks), (path, checks)

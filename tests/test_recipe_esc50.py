@@ -112,7 +112,7 @@ def test_csv_debug_row_runs_from_recipe_folder(esc50, tmp_path):
     """tests/recipes/ESC50.csv's debug flags (on the generated dataset),
     run from inside the recipe folder; its file checks hold."""
     with open(os.path.join(ROOT, "tests", "recipes", "ESC50.csv")) as f:
-        [row] = list(csv.DictReader(f))
+        row = list(csv.DictReader(f))[0]
     flags = [
         f"--data_folder={esc50}" if flag.startswith("--data_folder=") else flag
         for flag in shlex.split(row["test_debug_flags"])

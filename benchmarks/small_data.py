@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Small real data, from scratch: our small-AST configuration, the same
+model initialised by SSAST pretraining on the training clips' own audio, and
+SpeechBrain's xvector peer, on one speaker-disjoint split of real speech.
+
+The data: the Free Spoken Digit Dataset (10 digits, 6 speakers, 8 kHz) in
+the Speech Commands layout (``scripts/synthetic/fsdd_speech_commands.py``),
+trained on four speakers, validated on one and tested on the sixth, whom no
+model hears before the test. What runs, one after the other, all on the
+manifests the Speech Commands recipe prepares (the same clips for all):
+
+* ``scratch``: ``recipes/SpeechCommands/train.py
+  hparams/ast_scratch_small.yaml`` (a subprocess, as a user runs it);
+* ``ssast``: ``recipes/SSAST/pretrain.py hparams/ssast_small.yaml`` on the
+  training manifest (audio only, no labels), then the same fine-tuning
+  command with ``--ssl_pretrain`` and the same number of epochs;
+* ``xvector``: SpeechBrain's Speech Commands model as its
+  ``recipes/Google-speech-commands/hparams/xvect.yaml`` defines it (Fbank
+  24 mels, sentence mean/variance normalisation, Xvector TDNN [512, 512,
+  512, 512, 1500], Classifier, NLL on log-softmax, Adam lr 1e-3, batch 32),
+  without its noise and reverberation augmentation (they need downloads),
+  for the same epochs, the test at its best validation epoch;
+* ``scratch_bf16`` (``--bf16``): the scratch run with ``--precision bf16``
+  (step time and accuracy against fp32).
+
+Each run records its per-epoch validation accuracy (the curve), the test
+accuracy of the epoch it keeps, and its wall time; the JSON also records
+the CPU's model name and flags.
+
+::
+
+    python benchmarks/small_data.py --out results/small_data.json
+    python benchmarks/small_data.py --quick     # a smoke run: 2 epochs, 3 digits
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as a file: the repository root holds scripts
+    sys.path.insert(0, ROOT)
+
+SPLIT = {"valid_speakers": ("theo",), "test_speakers": ("jackson",)}
+DEFAULT_RECORDINGS = os.path.join(
+    ROOT, "..", "shared", "data", "fsdd", "recordings"
+)
+
+
+def epoch_curve(train_log):
+    """Per-epoch validation accuracy and the test accuracy of a recipe's
+    ``train_log.txt``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/train_log.txt"
+    >>> _ = open(path, "w").write(
+    ...     "epoch: 1, lr: 1.00e-03 - train loss: 2.1 - valid loss: 2.0, "
+    ...     "valid acc: 2.50e-01\\nEpoch loaded: 1 - test loss: 2.0, "
+    ...     "test acc: 3.00e-01\\n"
+    ... )
+    >>> epoch_curve(path)
+    ([0.25], 0.3)
+    """
+    curve, test = [], None
+    with open(train_log, encoding="utf-8") as f:
+        for line in f:
+            valid = re.search(r"valid acc: ([0-9.e+-]+)", line)
+            if valid and line.startswith("epoch:"):
+                curve.append(float(valid.group(1)))
+            found = re.search(r"test acc: ([0-9.e+-]+)", line)
+            if found:
+                test = float(found.group(1))
+    return curve, test
+
+
+def run(cmd, log):
+    """Runs ``cmd`` (a list) from the repository root; returns seconds."""
+    start = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=out)
+    if proc.returncode:
+        with open(log, encoding="utf-8") as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{tail}")
+    return time.perf_counter() - start
+
+
+def recipe_run(data, out, epochs, n_classes, extra=()):
+    """Our small configuration through the Speech Commands recipe."""
+    cmd = [
+        sys.executable,
+        "recipes/SpeechCommands/train.py",
+        "hparams/ast_scratch_small.yaml",
+        "--data_folder", data,
+        "--output_folder", out,
+        "--n_classes", str(n_classes),
+        "--number_of_epochs", str(epochs),
+        "--download", "False",
+        "--noprogressbar",
+        *extra,
+    ]  # fmt: skip
+    seconds = run(cmd, out + ".log")
+    curve, test = epoch_curve(os.path.join(out, "train_log.txt"))
+    return {"valid_curve": curve, "test_acc": test, "seconds": seconds}
+
+
+def ssast_pretrain(manifest, out, epochs, extra=()):
+    """SSAST pretraining on the training manifest's audio; returns the
+    encoder file and the seconds it took."""
+    cmd = [
+        sys.executable,
+        "recipes/SSAST/pretrain.py",
+        "hparams/ssast_small.yaml",
+        "--train_manifest", manifest,
+        "--output_folder", out,
+        "--number_of_epochs", str(epochs),
+        "--noprogressbar",
+        *extra,
+    ]  # fmt: skip
+    seconds = run(cmd, out + ".log")
+    return os.path.join(out, "ssast_encoder.pt"), seconds
+
+
+def _manifest(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def xvector_run(manifests, epochs, seed=1986):
+    """SpeechBrain's xvector Speech Commands model on the same manifests.
+
+    Arguments
+    ---------
+    manifests : str
+        The folder with ``train.csv``, ``valid.csv``, ``test.csv`` and
+        ``classes.txt`` that the recipe prepared.
+    epochs : int
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``valid_curve``, ``test_acc`` (at the best validation epoch),
+        ``seconds``.
+    """
+    import torch
+
+    from speechbrain.lobes.features import Fbank
+    from speechbrain.lobes.models.Xvector import Classifier, Xvector
+    from speechbrain.processing.features import InputNormalization
+    from speechbrain_ast.audio import load_audio
+
+    torch.manual_seed(seed)
+    with open(os.path.join(manifests, "classes.txt"), encoding="utf-8") as f:
+        classes = [line.strip() for line in f if line.strip()]
+
+    def load(split):
+        rows = _manifest(os.path.join(manifests, f"{split}.csv"))
+        wavs = [load_audio(r["wav"], 16000) for r in rows]
+        labels = torch.tensor([classes.index(r["label"]) for r in rows])
+        return wavs, labels
+
+    def batches(wavs, labels, size, shuffle):
+        order = (
+            torch.randperm(len(wavs)) if shuffle else torch.arange(len(wavs))
+        )
+        for i in range(0, len(wavs), size):
+            idx = order[i : i + size]
+            longest = max(len(wavs[j]) for j in idx)
+            x = torch.zeros(len(idx), longest)
+            lens = torch.zeros(len(idx))
+            for k, j in enumerate(idx):
+                x[k, : len(wavs[j])] = wavs[j]
+                lens[k] = len(wavs[j]) / longest
+            yield x, lens, labels[idx]
+
+    start = time.perf_counter()
+    data = {split: load(split) for split in ("train", "valid", "test")}
+    fbank = Fbank(n_mels=24)
+    norm = InputNormalization(norm_type="sentence")
+    embed = Xvector(
+        in_channels=24,
+        activation=torch.nn.LeakyReLU,
+        tdnn_blocks=5,
+        tdnn_channels=[512, 512, 512, 512, 1500],
+        tdnn_kernel_sizes=[5, 3, 3, 1, 1],
+        tdnn_dilations=[1, 2, 3, 1, 1],
+        lin_neurons=512,
+    )
+    head = Classifier(
+        input_shape=[None, None, 512],
+        activation=torch.nn.LeakyReLU,
+        lin_blocks=1,
+        lin_neurons=512,
+        out_neurons=len(classes),
+    )
+    params = list(embed.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def logits(x, lens, train):
+        feats = norm(fbank(x), lens)
+        return head(embed(feats, lens)).squeeze(1)
+
+    def accuracy(split):
+        embed.eval(), head.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, lens, y in batches(*data[split], 64, False):
+                correct += (logits(x, lens, False).argmax(-1) == y).sum()
+        return float(correct) / len(data[split][1])
+
+    curve, best, test = [], -1.0, None
+    for _ in range(epochs):
+        embed.train(), head.train()
+        for x, lens, y in batches(*data["train"], 32, True):
+            loss = torch.nn.functional.nll_loss(
+                torch.log_softmax(logits(x, lens, True), -1), y
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        curve.append(accuracy("valid"))
+        if curve[-1] > best:
+            best, test = curve[-1], accuracy("test")
+    return {
+        "valid_curve": curve,
+        "test_acc": test,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def main(argv=None):
+    """Command line; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        description="Small real data from scratch: our small AST, SSAST "
+        "initialisation and SpeechBrain's xvector peer on one "
+        "speaker-disjoint split of FSDD."
+    )
+    parser.add_argument(
+        "--recordings",
+        default=DEFAULT_RECORDINGS,
+        help="FSDD's recordings folder (<digit>_<speaker>_<take> files)",
+    )
+    parser.add_argument("--out", help="JSON file for the results")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--ssast_epochs", type=int, default=20)
+    parser.add_argument("--skip", default="", help="e.g. ssast,xvector")
+    parser.add_argument("--bf16", action="store_true", help="also bf16")
+    parser.add_argument("--quick", action="store_true", help="smoke run")
+    parser.add_argument("--work", help="folder for the runs (default: temp)")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.ssast_epochs < 1:
+        parser.error("--epochs and --ssast_epochs must be at least 1")
+    if not os.path.isdir(args.recordings):
+        parser.error(f"--recordings {args.recordings!r} is not a folder")
+    from benchmarks.deploy import cpu_record
+    from scripts.synthetic.fsdd_speech_commands import make_fsdd_speech_commands
+
+    skip = set(filter(None, args.skip.split(",")))
+    digits = (0, 1, 2) if args.quick else tuple(range(10))
+    epochs = 2 if args.quick else args.epochs
+    ssast_epochs = 1 if args.quick else args.ssast_epochs
+    work = args.work or tempfile.mkdtemp(prefix="small_data_")
+    data = os.path.join(work, "data")
+    if not os.path.isdir(data):
+        make_fsdd_speech_commands(
+            args.recordings,
+            data,
+            digits=digits,
+            takes=5 if args.quick else None,
+            **SPLIT,
+        )
+    quick = ["--embed_dim", "32", "--depth", "1", "--num_heads", "2"]
+    quick = quick if args.quick else []
+    results = {"cpu": cpu_record(), "epochs": epochs, "split": SPLIT}
+    scratch = os.path.join(work, "scratch")
+    results["scratch"] = recipe_run(data, scratch, epochs, len(digits), quick)
+    print("scratch", results["scratch"], flush=True)
+    manifests = os.path.join(scratch, "manifests")
+    if "ssast" not in skip:
+        encoder, seconds = ssast_pretrain(
+            os.path.join(manifests, "train.csv"),
+            os.path.join(work, "pretrain"),
+            ssast_epochs,
+            quick,
+        )
+        tuned = recipe_run(
+            data,
+            os.path.join(work, "ssast"),
+            epochs,
+            len(digits),
+            quick + ["--ssl_pretrain", encoder],
+        )
+        results["ssast"] = {**tuned, "pretrain_seconds": seconds}
+        print("ssast", results["ssast"], flush=True)
+    if "xvector" not in skip:
+        results["xvector"] = xvector_run(manifests, epochs)
+        print("xvector", results["xvector"], flush=True)
+    if args.bf16:
+        results["scratch_bf16"] = recipe_run(
+            data,
+            os.path.join(work, "scratch_bf16"),
+            epochs,
+            len(digits),
+            quick + ["--precision", "bf16"],
+        )
+        print("scratch_bf16", results["scratch_bf16"], flush=True)
+    print(f"\n{'run':14s} {'test acc':>9s} {'minutes':>8s}  valid curve")
+    for name in ("scratch", "ssast", "xvector", "scratch_bf16"):
+        if name in results:
+            r = results[name]
+            curve = " ".join(f"{v:.2f}" for v in r["valid_curve"])
+            print(
+                f"{name:14s} {r['test_acc']:9.3f} {r['seconds'] / 60:8.1f}  "
+                f"{curve}"
+            )
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
