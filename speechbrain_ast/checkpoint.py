@@ -1,5 +1,7 @@
 """Checkpoints: SpeechBrain's Checkpointer made safe against kills and
-damaged files, and the weight averaging of several epochs' checkpoints.
+damaged files, the random state as a recoverable (so that a resumed run
+draws the same augmentation as an uninterrupted one), and the weight
+averaging of several epochs' checkpoints.
 
 Authors
  * speechbrain-ast developers
@@ -8,16 +10,255 @@ Authors
 import logging
 import os
 import pathlib
+import random
 import warnings
 
+import numpy as np
 import torch
 
-from speechbrain.utils.checkpoints import METAFNAME, PARAMFILE_EXT, Checkpointer
+from speechbrain.utils.checkpoints import (
+    METAFNAME,
+    PARAMFILE_EXT,
+    Checkpointer,
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 from speechbrain.utils.distributed import ddp_barrier
 
-__all__ = ["ASTCheckpointer", "average_checkpoints", "find_epoch_checkpoints"]
+__all__ = [
+    "ASTCheckpointer",
+    "RandomState",
+    "average_checkpoints",
+    "find_epoch_checkpoints",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def _world():
+    """(rank, world size) of the process group; (0, 1) without one."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@register_checkpoint_hooks
+class RandomState:
+    """The process's random state as a checkpoint recoverable.
+
+    Mixup, SpecAugment, noise, dropout and torch's samplers draw from the
+    global generators: torch's CPU generator, the CUDA generators, numpy's
+    global generator and Python's ``random``. A checkpoint that does not
+    hold them resumes from the seeded state, so the resumed run draws other
+    numbers than the interrupted one would have drawn after the same step.
+    With this object among a checkpointer's recoverables every checkpoint
+    holds those states (of every rank under DDP: one file, a list by rank)
+    and loading it puts them back: the next draws are those the
+    uninterrupted run made.
+
+    The file holds tensors and plain numbers only, so it loads with
+    ``torch.load(..., weights_only=True)``. CUDA states are saved once CUDA
+    is initialised (before that nothing has drawn from them). Loading a
+    file saved with another world size leaves the seeded state, with a
+    warning.
+
+    :class:`ASTCheckpointer` treats this recoverable as optional
+    (checkpoints written without it load, with a warning) and, after an
+    intra-epoch checkpoint, puts the state back once more when the train
+    loader's iterator has started: torch's DataLoader draws its workers'
+    base seed from the global generator there, a draw the uninterrupted run
+    made at the start of the epoch. Draws inside dataloader workers are not
+    replayed (the recipes' data pipelines draw none).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> state = RandomState()
+    >>> path = tempfile.mkdtemp() + "/random_state.ckpt"
+    >>> state.save(path)
+    >>> after_save = torch.rand(2), np.random.rand(), random.random()
+    >>> state.load(path)
+    >>> again = torch.rand(2), np.random.rand(), random.random()
+    >>> torch.equal(after_save[0], again[0]), after_save[1:] == again[1:]
+    (True, True)
+    """
+
+    _KEYS = ("torch", "cuda", "numpy", "python")
+
+    def __init__(self):
+        self.loaded = None
+
+    def state_dict(self):
+        """This process's generator states, as tensors and plain numbers.
+
+        Returns
+        -------
+        dict
+            ``torch`` (the CPU state), ``cuda`` (a list, one per device;
+            empty when CUDA is not initialised), ``numpy`` and ``python``.
+        """
+        _, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss_next = random.getstate()
+        cuda = []
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            cuda = torch.cuda.get_rng_state_all()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": cuda,
+            "numpy": {
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached),
+            },
+            "python": {
+                "version": int(version),
+                "internal": torch.tensor(internal, dtype=torch.int64),
+                "gauss_next": gauss_next,
+            },
+        }
+
+    def load_state_dict(self, state):
+        """Puts the states of :meth:`state_dict` back and keeps them for
+        :meth:`restore`.
+
+        Arguments
+        ---------
+        state : dict
+            As :meth:`state_dict` returns it.
+        """
+        if not isinstance(state, dict) or set(state) != set(self._KEYS):
+            found = sorted(state) if isinstance(state, dict) else type(state)
+            raise ValueError(
+                f"not a random state: expected the keys {list(self._KEYS)}, "
+                f"found {found}"
+            )
+        self.loaded = state
+        self.restore()
+
+    def restore(self):
+        """Puts the last loaded states back again.
+
+        Returns
+        -------
+        bool
+            False when nothing was loaded (nothing changed).
+        """
+        state = self.loaded
+        if state is None:
+            return False
+        torch.set_rng_state(state["torch"])
+        cuda = state["cuda"]
+        if cuda and torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            if len(cuda) != count:
+                warnings.warn(
+                    f"the random state was saved with {len(cuda)} CUDA "
+                    f"devices, this process has {count}: the first "
+                    f"{min(len(cuda), count)} are restored",
+                    UserWarning,
+                )
+            for device, device_state in enumerate(cuda[:count]):
+                torch.cuda.set_rng_state(device_state, device)
+        np_state = state["numpy"]
+        np.random.set_state(
+            (
+                "MT19937",
+                np_state["keys"].numpy().astype(np.uint32),
+                np_state["pos"],
+                np_state["has_gauss"],
+                np_state["cached_gaussian"],
+            )
+        )
+        py_state = state["python"]
+        random.setstate(
+            (
+                py_state["version"],
+                tuple(py_state["internal"].tolist()),
+                py_state["gauss_next"],
+            )
+        )
+        return True
+
+    @mark_as_saver
+    def save(self, path):
+        """Writes every rank's states to ``path`` (rank 0 writes; under
+        DDP every rank must call it, as the checkpointer does).
+
+        Arguments
+        ---------
+        path : str or pathlib.Path
+        """
+        rank, world_size = _world()
+        states = [self.state_dict()]
+        if world_size > 1:
+            states = [None] * world_size
+            torch.distributed.all_gather_object(states, self.state_dict())
+        if rank == 0:
+            torch.save({"world_size": world_size, "ranks": states}, path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch=True):
+        """Puts this rank's states from ``path`` back.
+
+        Arguments
+        ---------
+        path : str or pathlib.Path
+            A file :meth:`save` wrote.
+        end_of_epoch : bool
+            Unused (the states are those of the moment of saving).
+        """
+        del end_of_epoch
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not (
+            isinstance(saved, dict)
+            and isinstance(saved.get("ranks"), list)
+            and saved.get("world_size") == len(saved["ranks"])
+        ):
+            raise ValueError(
+                f"{path} is not a random state written by RandomState.save "
+                "(a dict of world_size and ranks); delete the file to "
+                "resume from the seeded random state"
+            )
+        rank, world_size = _world()
+        if saved["world_size"] != world_size:
+            warnings.warn(
+                f"{path} holds the random state of {saved['world_size']} "
+                f"processes, this run has {world_size}: the random state "
+                "is not restored, so random draws (augmentation) differ "
+                "from the interrupted run's",
+                UserWarning,
+            )
+            return
+        try:
+            self.load_state_dict(saved["ranks"][rank])
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(
+                f"{path}: rank {rank}'s random state cannot be put back "
+                f"({type(err).__name__}: {err}); delete the file to resume "
+                "from the seeded random state"
+            ) from err
+
+
+def _restore_after_iterator_start(loader, state):
+    """Puts ``state`` back right after ``loader``'s next iterator is made.
+
+    torch's DataLoader draws its workers' base seed from the global torch
+    generator when an iterator is made (``DataLoader._get_iterator``); a
+    run resumed mid-epoch makes that draw after loading the checkpoint,
+    the uninterrupted run made it at the start of the epoch. The override
+    is on the instance and removes itself on first use.
+    """
+
+    def first_iterator():
+        del loader._get_iterator
+        iterator = loader._get_iterator()
+        state.restore()
+        return iterator
+
+    loader._get_iterator = first_iterator
 
 
 class ASTCheckpointer(Checkpointer):
@@ -36,6 +277,12 @@ class ASTCheckpointer(Checkpointer):
       next most recent, or the next best by the key) is tried; damaged
       folders are never deleted. When none loads, a ``RuntimeError``
       lists every folder and its problem.
+    * The random state: a :class:`RandomState` recoverable is optional
+      (checkpoints written without it load, with a warning) and is put
+      back after every other recoverable; after an intra-epoch checkpoint
+      it is put back once more when a DataLoader recoverable (the train
+      loader) has made its iterator, so that the resumed run's draws from
+      the next step on are the uninterrupted run's.
 
     Same arguments as :class:`speechbrain.utils.checkpoints.Checkpointer`.
 
@@ -51,6 +298,79 @@ class ASTCheckpointer(Checkpointer):
     >>> ckpt.recover_if_possible().meta["acc"]
     0.5
     """
+
+    def add_recoverable(
+        self,
+        name,
+        obj,
+        custom_load_hook=None,
+        custom_save_hook=None,
+        optional_load=False,
+    ):
+        """Registers a recoverable as the parent class; a
+        :class:`RandomState` is optional.
+
+        Arguments
+        ---------
+        name : str
+        obj : object
+        custom_load_hook, custom_save_hook : callable, optional
+        optional_load : bool
+            As the parent's; True for a :class:`RandomState`.
+        """
+        super().add_recoverable(
+            name,
+            obj,
+            custom_load_hook,
+            custom_save_hook,
+            optional_load or isinstance(obj, RandomState),
+        )
+
+    def add_recoverables(self, recoverables):
+        """Registers several recoverables (a mapping of names to objects),
+        as the parent class; a :class:`RandomState` is optional.
+
+        Arguments
+        ---------
+        recoverables : mapping
+        """
+        super().add_recoverables(recoverables)
+        for name, obj in dict(recoverables).items():
+            if isinstance(obj, RandomState):
+                self.optional_recoverables[name] = True
+            else:
+                self.optional_recoverables.setdefault(name, False)
+
+    def load_checkpoint(self, checkpoint):
+        """Loads as the parent class, then puts the random state back
+        (see the class docstring).
+
+        Arguments
+        ---------
+        checkpoint : speechbrain.utils.checkpoints.Checkpoint
+        """
+        for obj in self.recoverables.values():
+            if isinstance(obj, RandomState):
+                obj.loaded = None  # restored below only if loaded now
+        super().load_checkpoint(checkpoint)
+        intra_epoch = not checkpoint.meta.get("end-of-epoch", True)
+        for name, obj in self.recoverables.items():
+            if not isinstance(obj, RandomState):
+                continue
+            if name not in checkpoint.paramfiles:
+                warnings.warn(
+                    f"{checkpoint.path} has no {name}{PARAMFILE_EXT} (saved "
+                    "without the random state): the run goes on from the "
+                    "seeded random state, so its random draws "
+                    "(augmentation) differ from an uninterrupted run's",
+                    UserWarning,
+                )
+                continue
+            if not obj.restore() or not intra_epoch:
+                continue
+            for loader in self.recoverables.values():
+                if isinstance(loader, torch.utils.data.DataLoader):
+                    _restore_after_iterator_start(loader, obj)
 
     def _save_checkpoint_metafile(
         self, fpath, meta_to_include={}, end_of_epoch=True

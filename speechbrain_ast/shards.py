@@ -703,7 +703,8 @@ class ShardStream(IterableDataset):
     order), in order, in batches of ``batch_size``; every clip once.
 
     Workers. Data-loader worker ``w`` of ``W`` produces the rank's batches
-    ``w, w + W, ...``; PyTorch's round-robin over workers then yields the
+    ``s + w, s + w + W, ...`` (``s``: the batches skipped on resume, see
+    below); PyTorch's round-robin over workers then yields the
     rank's batches in plan order, so batches do not depend on ``W``. A
     worker opens only the shards holding its clips, reads them forward
     (skipping the other members' data), keeps the compressed bytes of
@@ -901,7 +902,9 @@ class ShardStream(IterableDataset):
         )
         stream, batches = self.plan(self.epoch)
         mine = [
-            j for j in range(self.skip, len(batches)) if j % workers == worker
+            j
+            for j in range(self.skip, len(batches))
+            if (j - self.skip) % workers == worker  # worker 0 yields first
         ]
         if not mine:
             return

@@ -4,8 +4,10 @@ epochs through the same yaml, writing the same files and metric lines; the
 checkpoints of that run, evaluated again from the files (``--test_only``),
 give the metrics and scores the shard evaluation gave.
 
-Mid-epoch resume of the shard loader is tested in ``tests/test_shards.py``
-(two ranks x two workers, through the checkpointer).
+A shard run with mixup and SpecAugment killed mid-epoch and started again
+ends with the uninterrupted run's metric lines and test scores. Mid-epoch
+resume of the shard loader alone is tested in ``tests/test_shards.py`` (two
+ranks x two workers, through the checkpointer).
 
 Authors
  * speechbrain-ast developers
@@ -21,6 +23,7 @@ import sys
 
 import pytest
 import torch
+from _resume import kill_after_first_checkpoint
 
 from scripts.synthetic.audioset import make_audioset
 
@@ -45,14 +48,20 @@ def _flags(row, output_folder, data_folder=None, shards=None):
     return flags + ["--output_folder", output_folder, "--noprogressbar"]
 
 
+ENV = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+
+
+def _command(args):
+    """The recipe's command line (run from the recipe folder)."""
+    hparams = os.path.relpath(_row()["Hparam_file"], "recipes/AudioSet")
+    return [sys.executable, "train.py", hparams, *args]
+
+
 def _train(args):
-    row = _row()
-    hparams = os.path.relpath(row["Hparam_file"], "recipes/AudioSet")
-    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "train.py", hparams, *args],
+        _command(args),
         cwd=RECIPE,
-        env=env,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=300,
@@ -172,3 +181,81 @@ def test_shards_folder_errors_are_one_line(runs, tmp_path):
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert re.match(r"train\.py: error: ", last) and expect in last, last
+
+
+def test_shard_run_killed_mid_epoch_ends_as_an_uninterrupted_run(
+    runs, tmp_path
+):
+    """Trained from the shards with mixup (the yaml's 0.5) and SpecAugment
+    on, two workers, a checkpoint every step: SIGKILLed after the first
+    one and started again with the same command, the run writes the
+    uninterrupted run's train_log.txt (every validation and test line)
+    and its test scores bit for bit, for the best epoch and the
+    weight-averaged model."""
+    row, shards = runs[0], runs[3]
+    assert "--mixup_prob" not in row["test_debug_flags"]
+
+    def args(out):
+        flags = _flags(row, str(out), shards=shards)
+        flags[flags.index("--num_workers") + 1] = "2"
+        return flags + [
+            "--ckpt_interval_steps", "1", "--freqm", "8", "--timem", "16",
+            "--export_model", "False",
+        ]  # fmt: skip
+
+    whole = tmp_path / "whole"
+    _train(args(whole))
+    out = tmp_path / "killed"
+    needed = {"CKPT.yaml", "train_loader.ckpt", "random_state.ckpt"}
+    meta = kill_after_first_checkpoint(
+        _command(args(out)), RECIPE, ENV, out / "save", needed
+    )
+    assert meta["end-of-epoch"] is False  # resumed mid-epoch
+    assert not (out / "test_predictions.pt").exists()
+    _train(args(out))
+    with open(out / "log.txt") as f:
+        assert "Loading a checkpoint from" in f.read()
+    with open(whole / "train_log.txt") as a, open(out / "train_log.txt") as b:
+        expected, resumed = a.read(), b.read()
+    assert len(_test_lines(whole)) == 2 and resumed == expected
+    for name in ("test_predictions.pt", "test_predictions_best_epoch.pt"):
+        a = torch.load(whole / name, weights_only=True)
+        b = torch.load(out / name, weights_only=True)
+        assert a["ids"] == b["ids"], name
+        assert torch.equal(a["scores"], b["scores"]), name
+
+
+def test_two_workers_resumed_after_an_odd_count_keep_the_batch_order(
+    tmp_path,
+):
+    """Worker 0 makes the first batch left after the consumed ones (the
+    DataLoader's round-robin starts with it): resumed after 1 or 2 of 5
+    batches, two workers yield the uninterrupted epoch's remaining batches
+    in order, as one process does."""
+    import numpy as np
+    import soundfile as sf
+
+    from speechbrain_ast.shards import (
+        DecodeClip,
+        ShardLoader,
+        ShardStream,
+        write_shards,
+    )
+
+    clips = []
+    for i in range(10):
+        sf.write(tmp_path / f"{i}.wav", np.zeros(160 + i), 16000)
+        clips.append({"ID": f"c{i}", "wav": str(tmp_path / f"{i}.wav"),
+                      "labels": []})  # fmt: skip
+    write_shards(clips, str(tmp_path / "s"), shard_size=4)
+
+    def epoch(workers, consumed=0):
+        stream = ShardStream(str(tmp_path / "s"), DecodeClip(), 2, seed=1)
+        loader = ShardLoader(stream, num_workers=workers)
+        loader._epoch, loader._consumed = (1, consumed) if consumed else (0, 0)
+        return [b.id for b in loader]
+
+    whole = epoch(0)
+    assert len(whole) == 5 and epoch(2) == whole
+    for consumed in (1, 2):
+        assert epoch(2, consumed) == whole[consumed:], consumed

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from _resume import copy_without, kill_after_first_checkpoint
 
 from recipes.ESC50.esc50_prepare import prepare_esc50
 from scripts.synthetic.esc50 import make_esc50
@@ -160,50 +161,79 @@ def test_cross_validation_summary_picks_fold_averaged_epoch(tmp_path):
     assert "80.0 +- 8.2% (epoch 2)" in write_report(result, str(tmp_path))
 
 
-def test_killed_run_resumes_to_the_same_result(esc50, tmp_path):
-    """SIGKILL after the first intra-epoch checkpoint, start again: the
-    result equals an uninterrupted run's (no augmentation, same seed)."""
-    import signal
-    import time
-
-    import torch
-
+def _kill_and_resume(esc50, tmp_path, options, keep=None):
+    """An uninterrupted two-epoch run, and the same run SIGKILLed after its
+    first intra-epoch checkpoint (every step is one) and started again
+    with the same command. Returns the two output folders, the meta of the
+    checkpoint the restart loaded and the command; ``keep``: a folder for
+    a copy of the killed run's output, without its random_state.ckpt."""
     args = [
         sys.executable, os.path.join(RECIPE, "train.py"), "hparams/ast.yaml",
-        "--data_folder", esc50, *TINY,
-        "--number_of_epochs", "2", "--freqm", "0", "--timem", "0",
+        "--data_folder", esc50, *TINY, "--number_of_epochs", "2",
         "--lr", "1e-3", "--train_fold_nums", "[1, 2, 3]",
         "--valid_fold_nums", "[4]", "--test_fold_nums", "[5]",
-        "--ckpt_interval_steps", "1", "--export_model", "False",
+        "--ckpt_interval_steps", "1", "--export_model", "False", *options,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
-    _run([*args, "--output_folder", str(tmp_path / "whole")], cwd=ROOT)
+    whole = tmp_path / "whole"
+    _run([*args, "--output_folder", str(whole)], cwd=ROOT)
 
     out = tmp_path / "killed"
     cmd = [*args, "--output_folder", str(out)]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     needed = {"CKPT.yaml", "brain.ckpt", "optimizer.ckpt", "counter.ckpt"}
-    deadline, found = time.time() + 240, False
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            saves = list((out / "save").glob("CKPT+*")) if out.exists() else []
-            if any(needed <= {p.name for p in d.iterdir()} for d in saves):
-                found = True
-                break
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert found and not (out / "test_predictions.pt").exists()
+    meta = kill_after_first_checkpoint(cmd, ROOT, env, out / "save", needed)
+    assert not (out / "test_predictions.pt").exists()
+    if keep is not None:
+        copy_without(out, keep, "random_state.ckpt")
     _run(cmd, cwd=ROOT)
     assert "Loading a checkpoint from" in (out / "log.txt").read_text()
-    whole = torch.load(tmp_path / "whole" / "test_predictions.pt")
-    resumed = torch.load(out / "test_predictions.pt")
+    return whole, out, meta, cmd
+
+
+def _predictions(folder):
+    import torch
+
+    return torch.load(folder / "test_predictions.pt", weights_only=True)
+
+
+def test_killed_run_resumes_to_the_same_result(esc50, tmp_path):
+    """SIGKILL after the first intra-epoch checkpoint, start again: the
+    result equals an uninterrupted run's (no augmentation, same seed)."""
+    import torch
+
+    whole, out, _, _ = _kill_and_resume(
+        esc50, tmp_path, ["--freqm", "0", "--timem", "0"]
+    )
+    whole, resumed = _predictions(whole), _predictions(out)
     assert whole["ids"] == resumed["ids"]
     torch.testing.assert_close(resumed["scores"], whole["scores"])
+
+
+def test_killed_run_with_augmentation_resumes_to_the_same_result(
+    esc50, tmp_path
+):
+    """Mixup and SpecAugment on: killed mid-epoch and started again, the
+    run ends with the uninterrupted run's test scores bit for bit (the
+    random state is in the checkpoint). The same checkpoint without its
+    random_state.ckpt (as saved before it existed) still loads, with a
+    warning, and then ends with other scores: the draws matter."""
+    import torch
+
+    options = ["--mixup_prob", "0.5", "--freqm", "8", "--timem", "16"]
+    old = tmp_path / "old_checkpoint"
+    whole, out, meta, cmd = _kill_and_resume(esc50, tmp_path, options, old)
+    assert meta["end-of-epoch"] is False  # resumed mid-epoch
+    expected, resumed = _predictions(whole), _predictions(out)
+    assert expected["ids"] == resumed["ids"]
+    assert torch.equal(resumed["scores"], expected["scores"])
+    # the same validation and test lines (loss, accuracy, lr per epoch)
+    assert (out / "train_log.txt").read_text() == (
+        whole / "train_log.txt"
+    ).read_text()
+
+    result = _run([*cmd[:-1], str(old)], cwd=ROOT)
+    assert "saved without the random state" in result.stderr
+    assert not torch.equal(_predictions(old)["scores"], expected["scores"])
 
 
 def test_compile_run_option_trains_and_exports_plain_weights(esc50, tmp_path):
