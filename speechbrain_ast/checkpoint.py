@@ -83,6 +83,8 @@ class RandomState:
     >>> again = torch.rand(2), np.random.rand(), random.random()
     >>> torch.equal(after_save[0], again[0]), after_save[1:] == again[1:]
     (True, True)
+    >>> state.restore()  # the loaded state once more: as after saving
+    True
     """
 
     _KEYS = ("torch", "cuda", "numpy", "python")
@@ -253,6 +255,7 @@ def _restore_after_iterator_start(loader, state):
     """
 
     def first_iterator():
+        """The class's iterator, then the random state put back."""
         del loader._get_iterator
         iterator = loader._get_iterator()
         state.restore()
