@@ -508,7 +508,7 @@ def _row_test(recipe, hparams):
     if recipe["dataset"] == "ESC50":
         flags = (
             f"--data_folder=tests/samples/ESC50 {size} --target_length=128 "
-            "--batch_size=4 --number_of_epochs=10 --lr=0.001 "
+            "--batch_size=4 --number_of_epochs=10 --lr=0.001 --warmup_steps=0 "
             "--lr_decay_start=100 --freqm=0 --timem=0 --mixup_prob=0"
         )
         check = (
@@ -517,7 +517,7 @@ def _row_test(recipe, hparams):
     elif recipe["dataset"] == "Google-speech-commands":
         flags = (
             f"--data_folder={SAMPLES}/SpeechCommands {size} --batch_size=4 "
-            "--number_of_epochs=16 --lr=0.001 --mixup_prob=0 --freqm=0 "
+            "--number_of_epochs=16 --lr=0.001 --warmup_steps=0 --mixup_prob=0 --freqm=0 "
             "--timem=0 --noise_scale=0 --lr_decay_start=100 --n_classes=3"
         )
         check = (

@@ -659,7 +659,8 @@ class ExportableFbank(nn.Module):
     Example
     -------
     >>> fbank = KaldiFbank(target_length=128)
-    >>> wavs = torch.rand(2, 16000) - 0.5
+    >>> wavs = torch.rand(2, 16000, generator=torch.Generator().manual_seed(0))
+    >>> wavs = wavs - 0.5
     >>> out = ExportableFbank(fbank)(wavs)
     >>> out.shape
     torch.Size([2, 128, 128])
