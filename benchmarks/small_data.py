@@ -21,7 +21,12 @@ manifests the Speech Commands recipe prepares (the same clips for all):
   without its noise and reverberation augmentation (they need downloads),
   for the same epochs, the test at its best validation epoch;
 * ``scratch_bf16`` (``--bf16``): the scratch run with ``--precision bf16``
-  (step time and accuracy against fp32).
+  (step time and accuracy against fp32);
+* ``--fit_check``: can a small AST from scratch fit 256 clean training clips
+  at all (200 steps of batch 32), with the paper's Speech Commands
+  augmentations (mixup 0.6, SpecAugment 48/48, noise + roll, BCE, lr 2.5e-4)
+  one at a time, its 16x16 patches or 128x2 frame patches, against
+  transformers' AST of the same size: training accuracy after the steps.
 
 Each run records its per-epoch validation accuracy (the curve), the test
 accuracy of the epoch it keeps, and its wall time; the JSON also records
@@ -240,6 +245,143 @@ def xvector_run(manifests, epochs, seed=1986):
     }
 
 
+FIT_CHECKS = {
+    # name: (model, patch, mixup, freqm/timem, noise, loss, lr)
+    "paper settings, 16x16": ("ours", 16, 0.6, 48, 0.1, "bce", 2.5e-4),
+    "no augmentation, CE, lr 1e-3, 16x16": ("ours", 16, 0, 0, 0, "ce", 1e-3),
+    "same, transformers' AST, 16x16": ("hf", 16, 0, 0, 0, "ce", 1e-3),
+    "no augmentation, CE, lr 1e-3, 128x2": ("ours", 128, 0, 0, 0, "ce", 1e-3),
+    "paper settings, 128x2": ("ours", 128, 0.6, 48, 0.1, "bce", 2.5e-4),
+    "paper, CE, lr 1e-3, 128x2": ("ours", 128, 0.6, 48, 0.1, "ce", 1e-3),
+    "no augmentation, BCE, lr 2.5e-4, 128x2": (
+        "ours",
+        128,
+        0,
+        0,
+        0,
+        "bce",
+        2.5e-4,
+    ),
+    "mixup 0.6 only, 128x2": ("ours", 128, 0.6, 0, 0, "ce", 1e-3),
+    "SpecAugment 48/48 only, 128x2": ("ours", 128, 0, 48, 0, "ce", 1e-3),
+    "noise + roll only, 128x2": ("ours", 128, 0, 0, 0.1, "ce", 1e-3),
+}
+
+
+def _fit_lobe(model, patch):
+    """A 96-wide, 4-block lobe on 128 frames (ours or transformers')."""
+    import torch
+
+    from speechbrain_ast.model import AST
+
+    if model == "hf":
+        from transformers import ASTConfig, ASTModel
+
+        hf = ASTModel(
+            ASTConfig(
+                hidden_size=96,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                intermediate_size=384,
+                max_length=128,
+                num_mel_bins=128,
+                hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0,
+            )
+        )
+
+        class Pooled(torch.nn.Module):
+            """transformers' pooled (CLS + DIST) / 2 output."""
+
+            def __init__(self):
+                super().__init__()
+                self.model = hf
+
+            def forward(self, feats):
+                """[B, T, F] -> [B, 96]."""
+                return self.model(input_values=feats).pooler_output
+
+        return Pooled()
+    if patch == 16:
+        return AST(input_tdim=128, embed_dim=96, depth=4, num_heads=4)
+    return AST(
+        input_tdim=128,
+        embed_dim=96,
+        depth=4,
+        num_heads=4,
+        patch_size=(128, 2),
+        fstride=128,
+        tstride=2,
+    )
+
+
+def fit_check(manifest, classes, clips=256, steps=200, seed=0):
+    """Training accuracy of a small AST after ``steps`` steps on ``clips``
+    clean training clips, for each setting of :data:`FIT_CHECKS`.
+
+    Returns
+    -------
+    dict
+        name -> {"train_acc", "clean_loss", "seconds"}.
+    """
+    import torch
+
+    from speechbrain_ast.audio import load_audio
+    from speechbrain_ast.augment import Mixup, NoiseAndRoll, SpecAugment
+    from speechbrain_ast.features import FixedNormalization, KaldiFbank
+    from speechbrain_ast.losses import classification_loss
+    from speechbrain_ast.model import ASTHead
+    from speechbrain_ast.optim import make_optimizer
+
+    rows = _manifest(manifest)
+    order = torch.randperm(
+        len(rows), generator=torch.Generator().manual_seed(seed)
+    )
+    rows = [rows[i] for i in order[:clips].tolist()]
+    wavs = torch.zeros(len(rows), 16000)
+    lens = torch.zeros(len(rows))
+    for i, row in enumerate(rows):
+        wav = load_audio(row["wav"], 16000)[:16000]
+        wavs[i, : len(wav)] = wav
+        lens[i] = len(wav) / 16000
+    labels = torch.tensor([classes.index(r["label"]) for r in rows])
+    onehot = torch.nn.functional.one_hot(labels, len(classes)).float()
+    fbank = KaldiFbank(target_length=128)
+    norm = FixedNormalization(-6.845978, 5.5654526)  # Speech Commands'
+    out = {}
+    for name, (model, patch, mix, mask, noise, loss, lr) in FIT_CHECKS.items():
+        torch.manual_seed(seed)
+        lobe, head = _fit_lobe(model, patch), ASTHead(96, len(classes))
+        params = list(lobe.parameters()) + list(head.parameters())
+        opt = make_optimizer(params, lr)
+        mixup, masks = Mixup(mix), SpecAugment(mask, mask)
+        noise_roll = NoiseAndRoll(noise, 10)
+        start = time.perf_counter()
+        for _ in range(steps):
+            lobe.train(), head.train()
+            idx = torch.randperm(len(rows))[:32]
+            x, y = wavs[idx], onehot[idx]
+            if mix:
+                x, y = mixup(x, y, lens[idx])
+            feats = fbank(x, lens[idx])
+            feats = norm(masks(feats) if mask else feats)
+            feats = noise_roll(feats) if noise else feats
+            batch_loss = classification_loss(head(lobe(feats)), y, loss)
+            opt.zero_grad()
+            batch_loss.backward()
+            opt.step()
+        lobe.eval(), head.eval()
+        with torch.no_grad():
+            logits = head(lobe(norm(fbank(wavs, lens))))
+        out[name] = {
+            "train_acc": float((logits.argmax(-1) == labels).float().mean()),
+            "clean_loss": float(classification_loss(logits, onehot, loss)),
+            "seconds": time.perf_counter() - start,
+        }
+        print(f"{name:42s} {out[name]['train_acc']:.2f}", flush=True)
+    return out
+
+
 def main(argv=None):
     """Command line; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -256,8 +398,20 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--ssast_epochs", type=int, default=20)
     parser.add_argument("--skip", default="", help="e.g. ssast,xvector")
+    parser.add_argument(
+        "--seed", type=int, help="the recipes' seed (default: the yamls')"
+    )
+    parser.add_argument(
+        "--ssast_encoder",
+        help="fine-tune from this ssast_encoder.pt instead of pretraining",
+    )
     parser.add_argument("--bf16", action="store_true", help="also bf16")
     parser.add_argument("--quick", action="store_true", help="smoke run")
+    parser.add_argument(
+        "--fit_check",
+        action="store_true",
+        help="only the fitting check (training accuracy per setting)",
+    )
     parser.add_argument("--work", help="folder for the runs (default: temp)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.ssast_epochs < 1:
@@ -283,18 +437,43 @@ def main(argv=None):
         )
     quick = ["--embed_dim", "32", "--depth", "1", "--num_heads", "2"]
     quick = quick if args.quick else []
-    results = {"cpu": cpu_record(), "epochs": epochs, "split": SPLIT}
+    if args.seed is not None:
+        quick = quick + ["--seed", str(args.seed)]
+    results = {
+        "cpu": cpu_record(),
+        "epochs": epochs,
+        "split": SPLIT,
+        "seed": args.seed,
+    }
     scratch = os.path.join(work, "scratch")
+    if args.fit_check:
+        # the recipe's manifests, from a run of no epoch
+        recipe_run(data, scratch, 0, len(digits), quick)
+        manifests = os.path.join(scratch, "manifests")
+        with open(
+            os.path.join(manifests, "classes.txt"), encoding="utf-8"
+        ) as f:
+            classes = [line.strip() for line in f if line.strip()]
+        results["fit_check"] = fit_check(
+            os.path.join(manifests, "train.csv"),
+            classes,
+            clips=32 if args.quick else 256,
+            steps=2 if args.quick else 200,
+        )
+        return _write(results, args.out)
     results["scratch"] = recipe_run(data, scratch, epochs, len(digits), quick)
     print("scratch", results["scratch"], flush=True)
     manifests = os.path.join(scratch, "manifests")
     if "ssast" not in skip:
-        encoder, seconds = ssast_pretrain(
-            os.path.join(manifests, "train.csv"),
-            os.path.join(work, "pretrain"),
-            ssast_epochs,
-            quick,
-        )
+        if args.ssast_encoder:
+            encoder, seconds = args.ssast_encoder, None
+        else:
+            encoder, seconds = ssast_pretrain(
+                os.path.join(manifests, "train.csv"),
+                os.path.join(work, "pretrain"),
+                ssast_epochs,
+                quick,
+            )
         tuned = recipe_run(
             data,
             os.path.join(work, "ssast"),
@@ -305,7 +484,9 @@ def main(argv=None):
         results["ssast"] = {**tuned, "pretrain_seconds": seconds}
         print("ssast", results["ssast"], flush=True)
     if "xvector" not in skip:
-        results["xvector"] = xvector_run(manifests, epochs)
+        results["xvector"] = xvector_run(
+            manifests, epochs, 1986 if args.seed is None else args.seed
+        )
         print("xvector", results["xvector"], flush=True)
     if args.bf16:
         results["scratch_bf16"] = recipe_run(
@@ -325,9 +506,14 @@ def main(argv=None):
                 f"{name:14s} {r['test_acc']:9.3f} {r['seconds'] / 60:8.1f}  "
                 f"{curve}"
             )
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
+    return _write(results, args.out)
+
+
+def _write(results, out):
+    """Writes the results JSON (when asked); returns the exit status 0."""
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)
     return 0
 
