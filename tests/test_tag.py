@@ -387,3 +387,38 @@ def test_plot_option_writes_png(files, tmp_path):
 
     image = matplotlib.image.imread(png)
     assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_precision_option_scores_close_to_float(
+    model_dir, files, capsys, precision, monkeypatch
+):
+    """--precision bf16|fp16 on the PyTorch backend: the same labels with
+    scores close to fp32's; --int8 with it is refused."""
+    import warnings
+
+    from speechbrain_ast import precision as precision_module
+
+    # the CPU's own flags decide the warning; the scores are the point here
+    monkeypatch.setattr(
+        precision_module,
+        "cpu_flags",
+        lambda: {"avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16"},
+    )
+    argv = ["--model", model_dir, files["good"], "--json"]
+    argv += ["--top-k", str(len(LABELS))]
+    assert main(argv) == 0
+    exact = json.loads(capsys.readouterr().out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert main(argv + ["--precision", precision]) == 0
+    reduced = json.loads(capsys.readouterr().out)
+    exact = {d["label"]: d["score"] for d in exact["labels"]}
+    reduced = {d["label"]: d["score"] for d in reduced["labels"]}
+    assert set(exact) == set(reduced) == set(LABELS)
+    for lab in LABELS:
+        assert reduced[lab] == pytest.approx(exact[lab], abs=0.02)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--precision", precision, "--int8"])
+    assert exit_info.value.code == 2
+    assert "alternatives" in capsys.readouterr().err
