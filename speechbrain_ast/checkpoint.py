@@ -44,7 +44,6 @@ def _world():
     return 0, 1
 
 
-@register_checkpoint_hooks
 class RandomState:
     """The process's random state as a checkpoint recoverable.
 
@@ -242,6 +241,11 @@ class RandomState:
                 f"({type(err).__name__}: {err}); delete the file to resume "
                 "from the seeded random state"
             ) from err
+
+
+# every rank runs the saver (it gathers all ranks' states; rank 0 writes):
+# SpeechBrain's default runs savers on the main process only
+RandomState = register_checkpoint_hooks(RandomState, save_on_main_only=False)
 
 
 def _restore_after_iterator_start(loader, state):
