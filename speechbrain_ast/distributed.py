@@ -214,3 +214,18 @@ class ShardedEvaluation:
             "loss": sum(p["loss_sum"] for p in parts) / max(count, 1),
             "per_rank": [p["count"] for p in parts],
         }
+
+
+def end_ddp():
+    """Ends a DDP run cleanly: every rank waits for the others, then the
+    process group is destroyed (a rank leaving with the group alive can be
+    aborted at exit by the communication threads). Nothing without DDP.
+
+    Example
+    -------
+    >>> end_ddp()
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -91,9 +91,11 @@ ENGINES = [e for e in torch.backends.quantized.supported_engines if e != "none"]
 )
 def test_onednn_default_gives_fbgemm_outputs():
     """Packed for oneDNN (the default where available) or for PyTorch's x86
-    engine (fbgemm), the int8 layers compute the same int32 sums: equal
-    outputs to float32 rounding, whichever engine is current when they
-    run; the global engine is left as it was."""
+    engine (fbgemm), the int8 layers give the same outputs up to int8
+    quantization noise (on AVX2 CPUs equal to float rounding; on a CPU with
+    AMX the two engines' kernels differed by up to 0.02 on outputs of unit
+    scale, cosine > 0.9999), whichever engine is current when they run; the
+    global engine is left as it was."""
     torch.manual_seed(0)
     lobe = AST(input_tdim=128, embed_dim=64, depth=2, num_heads=2).eval()
     feats = torch.randn(3, 128, 128) * 2
@@ -110,7 +112,9 @@ def test_onednn_default_gives_fbgemm_outputs():
         finally:
             torch.backends.quantized.engine = before
     assert (a - lobe(feats)).abs().max() > 0  # it did quantize
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), 0)
+    assert cosine > 0.9999
+    torch.testing.assert_close(a, b, rtol=0, atol=0.05)
     torch.testing.assert_close(b, c, rtol=0, atol=0)
 
 

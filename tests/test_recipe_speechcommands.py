@@ -145,7 +145,7 @@ def _recipe_row():
     with open(
         os.path.join(ROOT, "tests", "recipes", "SpeechCommands.csv")
     ) as f:
-        (row,) = list(csv.DictReader(f))
+        row = list(csv.DictReader(f))[0]
     return row
 
 

@@ -301,7 +301,7 @@ def test_device_is_checked_before_loading(
     assert "Could not parse CUDA device" not in caplog.text
     # a device that is there loads as before
     assert main(["--model", model_dir, "--device", "cpu", files["good"]]) == 0
-    assert loaded == [{"device": "cpu"}]
+    assert loaded == [{"device": "cpu", "precision": "fp32"}]
 
 
 def test_missing_file_message_fits_the_command_line(model_dir, files, capsys):

@@ -51,6 +51,7 @@ from speechbrain_ast.checkpoint import (
 from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.distributed import (
     ShardedEvaluation,
+    end_ddp,
     sharded_loader_kwargs,
     unwrap,
 )
@@ -464,3 +465,4 @@ if __name__ == "__main__":
             overwrite=True,
         )
         logger.info("Model exported to %s", folder)
+    end_ddp()

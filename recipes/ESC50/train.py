@@ -39,6 +39,7 @@ from speechbrain_ast.convert import LABEL_FILES, read_labels
 from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.distributed import (
     ShardedEvaluation,
+    end_ddp,
     sharded_loader_kwargs,
     unwrap,
 )
@@ -296,3 +297,4 @@ if __name__ == "__main__":
             overwrite=True,
         )
         logger.info("Model exported to %s", folder)
+    end_ddp()

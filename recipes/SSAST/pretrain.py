@@ -53,6 +53,7 @@ from speechbrain.utils.distributed import ddp_all_reduce, if_main_process
 from speechbrain_ast.audio import load_audio
 from speechbrain_ast.checkpoint import ASTCheckpointer
 from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
+from speechbrain_ast.distributed import end_ddp
 from speechbrain_ast.recipe import resolve_hparams_file
 from speechbrain_ast.ssast import save_ssast_encoder
 
@@ -354,3 +355,4 @@ if __name__ == "__main__":
             norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
         )
         logger.info("encoder written to %s", hparams["encoder_file"])
+    end_ddp()

@@ -31,6 +31,7 @@ from speechbrain_ast.audio import load_audio
 from speechbrain_ast.dataprep import check_manifests
 from speechbrain_ast.distributed import (
     ShardedEvaluation,
+    end_ddp,
     sharded_loader_kwargs,
     unwrap,
 )
@@ -306,3 +307,4 @@ if __name__ == "__main__":
             overwrite=True,
         )
         logger.info("Model exported to %s", folder)
+    end_ddp()
