@@ -25,6 +25,7 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 from speechbrain.utils.distributed import ddp_barrier
+from speechbrain_ast.distributed import world
 
 __all__ = [
     "ASTCheckpointer",
@@ -34,14 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _world():
-    """(rank, world size) of the process group; (0, 1) without one."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class RandomState:
@@ -192,7 +185,7 @@ class RandomState:
         ---------
         path : str or pathlib.Path
         """
-        rank, world_size = _world()
+        rank, world_size = world()
         states = [self.state_dict()]
         if world_size > 1:
             states = [None] * world_size
@@ -223,7 +216,7 @@ class RandomState:
                 "(a dict of world_size and ranks); delete the file to "
                 "resume from the seeded random state"
             )
-        rank, world_size = _world()
+        rank, world_size = world()
         if saved["world_size"] != world_size:
             warnings.warn(
                 f"{path} holds the random state of {saved['world_size']} "

@@ -512,6 +512,39 @@ def _block_depth(state, prefix):
     return len(indices)
 
 
+def lobe_config(
+    lobe_state, input_fdim, input_tdim, patch_size, fstride, tstride
+):
+    """The :class:`~speechbrain_ast.model.AST` arguments of a lobe state
+    dict in our key layout, given its input and patch geometry: width,
+    depth, heads (64 channels each, the DeiT/ViT rule), MLP ratio and QKV
+    bias read from the weights.
+
+    Example
+    -------
+    >>> from speechbrain_ast.model import AST
+    >>> lobe = AST(input_tdim=32, embed_dim=64, depth=2, num_heads=1)
+    >>> state = lobe.state_dict()
+    >>> config = lobe_config(state, 128, 32, 16, 10, 10)
+    >>> config["embed_dim"], config["depth"], config["num_heads"]
+    (64, 2, 1)
+    """
+    embed_dim = lobe_state["cls_token"].shape[-1]
+    return dict(
+        input_fdim=input_fdim,
+        input_tdim=input_tdim,
+        patch_size=patch_size,
+        fstride=fstride,
+        tstride=tstride,
+        embed_dim=embed_dim,
+        depth=_block_depth(lobe_state, "blocks."),
+        num_heads=max(embed_dim // 64, 1),
+        mlp_ratio=lobe_state["blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
+        qkv_bias="blocks.0.attn.qkv.bias" in lobe_state,
+        norm_eps=1e-6,
+    )
+
+
 def _infer_strides(
     num_patches, kernel, input_fdim, input_tdim, fstride, tstride
 ):
@@ -629,7 +662,6 @@ def read_reference_checkpoint(
             f"unexpected keys in {os.fspath(path)!r}: {unknown[:5]}."
         )
 
-    embed_dim = lobe_state["cls_token"].shape[-1]
     proj = lobe_state["patch_embed.proj.weight"]
     kernel = tuple(proj.shape[-2:])
     num_patches = lobe_state["pos_embed"].shape[1] - NUM_TOKENS
@@ -664,18 +696,8 @@ def read_reference_checkpoint(
             "--input-tdim N (input_tdim=N in Python; ESC-50 512, Speech "
             "Commands 128), and --fstride/--tstride if they are not square."
         )
-    config = dict(
-        input_fdim=input_fdim,
-        input_tdim=input_tdim,
-        patch_size=kernel,
-        fstride=fstride,
-        tstride=tstride,
-        embed_dim=embed_dim,
-        depth=_block_depth(lobe_state, "blocks."),
-        num_heads=max(embed_dim // 64, 1),
-        mlp_ratio=lobe_state["blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
-        qkv_bias="blocks.0.attn.qkv.bias" in lobe_state,
-        norm_eps=1e-6,
+    config = lobe_config(
+        lobe_state, input_fdim, input_tdim, kernel, fstride, tstride
     )
     return ImportedAST(
         config=config,

@@ -45,8 +45,8 @@ from speechbrain_ast.pos_embed import adapt_pos_embed
 from speechbrain_ast.pretrained import (
     AUDIOSET_STATS,
     ImportedAST,
-    _block_depth,
     load_weights,
+    lobe_config,
 )
 
 __all__ = [
@@ -544,7 +544,6 @@ def _from_reference(state, path, input_fdim):
                 f"{path!r} has no 'module.v.{key}': it is not a complete "
                 "SSAST checkpoint."
             )
-    embed_dim = lobe_state["cls_token"].shape[-1]
     fshape, tshape = (
         int(s) for s in lobe_state["patch_embed.proj.weight"].shape[-2:]
     )
@@ -573,18 +572,8 @@ def _from_reference(state, path, input_fdim):
                 "pretrained with."
             )
         input_tdim = (num_patches // f_dim) * tshape
-    config = dict(
-        input_fdim=input_fdim,
-        input_tdim=input_tdim,
-        patch_size=[fshape, tshape],
-        fstride=fshape,
-        tstride=tshape,
-        embed_dim=embed_dim,
-        depth=_block_depth(lobe_state, "blocks."),
-        num_heads=max(embed_dim // 64, 1),
-        mlp_ratio=lobe_state["blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
-        qkv_bias="blocks.0.attn.qkv.bias" in lobe_state,
-        norm_eps=1e-6,
+    config = lobe_config(
+        lobe_state, input_fdim, input_tdim, [fshape, tshape], fshape, tshape
     )
     return config, lobe_state, AUDIOSET_STATS
 
