@@ -36,12 +36,12 @@ if not __package__:  # run as a file: the repository root holds ``scripts``
     )
 
 from scripts.synthetic.signals import class_signal  # noqa: E402
-from speechbrain_ast.features import (  # noqa: E402
+from speechbrain_ast.deploy.quantize import quantize_int8  # noqa: E402
+from speechbrain_ast.features.fbank import (  # noqa: E402
     FixedNormalization,
     KaldiFbank,
 )
-from speechbrain_ast.model import AST, ASTHead  # noqa: E402
-from speechbrain_ast.quantize import quantize_int8  # noqa: E402
+from speechbrain_ast.model.lobe import AST, ASTHead  # noqa: E402
 
 
 def make_split(n_classes, per_class, duration, seed):

@@ -26,11 +26,11 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks.timing import compare, machine  # noqa: E402
-from speechbrain_ast.model import AST  # noqa: E402
+from speechbrain_ast.model.lobe import AST  # noqa: E402
 
 
 def load_revision(rev):
-    """The ``speechbrain_ast.model`` module as it was at ``rev``; a
+    """The ``speechbrain_ast.model.lobe`` module as it was at ``rev``; a
     ``ValueError`` naming the revision when git cannot show that file."""
     shown = subprocess.run(
         ["git", "show", f"{rev}:speechbrain_ast/model.py"],

@@ -5,8 +5,8 @@ Rows, timed in turns (round-robin, one call of each per round, median of
 ONNX Runtime fp32 on transformers' ``torch.onnx`` export; OpenVINO on the
 same file with its default precision (bf16 where the CPU has it) and with
 ``INFERENCE_PRECISION_HINT=f32``; ours fp32, bf16 (``precision`` run
-option's cast + autocast) and int8 (``speechbrain_ast.quantize``); our
-export (``speechbrain_ast.export_onnx.export_features_onnx``) under ONNX
+option's cast + autocast) and int8 (``speechbrain_ast.deploy.quantize``); our
+export (``speechbrain_ast.deploy.onnx.export_features_onnx``) under ONNX
 Runtime and OpenVINO (f32). All rows share the random weights of one
 transformers model (ours imported from its folder) and one batch of
 features; each row's logits are compared with transformers fp32 (cosine).
@@ -52,7 +52,7 @@ FLAGS = (
 
 def cpu_record():
     """The CPU's model name and the flags that decide these rows."""
-    from speechbrain_ast.precision import cpu_flags, cpu_model_name
+    from speechbrain_ast.deploy.precision import cpu_flags, cpu_model_name
 
     flags = cpu_flags()
     return {
@@ -77,10 +77,10 @@ def build_rows(size, tmp, threads):
     import openvino as ov
     from transformers import ASTConfig, ASTForAudioClassification
 
-    from speechbrain_ast.export_onnx import export_features_onnx
-    from speechbrain_ast.precision import cast_for_inference
-    from speechbrain_ast.pretrained import build_from_checkpoint
-    from speechbrain_ast.quantize import quantize_int8
+    from speechbrain_ast.deploy.onnx import export_features_onnx
+    from speechbrain_ast.deploy.precision import cast_for_inference
+    from speechbrain_ast.deploy.quantize import quantize_int8
+    from speechbrain_ast.weights.pretrained import build_from_checkpoint
 
     frames = FRAMES[size]
     config = ASTConfig(

@@ -6,7 +6,7 @@ training steps of a tiny AST fed by each.
 
 Writes ``--clips`` generated FLAC clips of ``--duration`` s at 16 kHz
 (AudioSet's are 10 s) into a local temporary folder, shards them
-(``speechbrain_ast.shards.write_shards``), then measures:
+(``speechbrain_ast.data.shards.write_shards``), then measures:
 
 * ``decode``: per-clip costs in one process: reading and decoding a file
   (``load_audio``, what the file-based recipe does) and decoding the same
@@ -57,7 +57,7 @@ def cpu_record():
     >>> sorted(cpu_record())[:3]
     ['cores', 'flags', 'machine']
     """
-    from speechbrain_ast.precision import cpu_flags, cpu_model_name
+    from speechbrain_ast.deploy.precision import cpu_flags, cpu_model_name
 
     flags = cpu_flags()
     return {
@@ -102,7 +102,7 @@ def make_clips(folder, n, duration, seed=0):
 
 def _file_loader(clips, encoder, batch_size, workers):
     import speechbrain as sb
-    from speechbrain_ast.audio import load_audio
+    from speechbrain_ast.data.audio import load_audio
 
     data = {c["ID"]: {"wav": c["wav"], "labels": c["labels"]} for c in clips}
 
@@ -127,7 +127,7 @@ def _file_loader(clips, encoder, batch_size, workers):
 
 
 def _shard_loader(folder, encoder, batch_size, workers):
-    from speechbrain_ast.shards import DecodeClip, ShardLoader, ShardStream
+    from speechbrain_ast.data.shards import DecodeClip, ShardLoader, ShardStream
 
     stream = ShardStream(folder, DecodeClip(encoder), batch_size, seed=0)
     return ShardLoader(stream, num_workers=workers)
@@ -176,8 +176,8 @@ def _per_clip_ms(fn, items):
 
 
 def _tiny_model(target_length, n_classes):
-    from speechbrain_ast.features import FixedNormalization, KaldiFbank
-    from speechbrain_ast.model import AST, ASTHead
+    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.model.lobe import AST, ASTHead
 
     torch.manual_seed(0)
     fbank = KaldiFbank(target_length=target_length)
@@ -210,9 +210,13 @@ def run(clips_n, duration, workers, batch_size, quick):
     >>> sorted(out["pipeline"])
     ['files', 'shards']
     """
-    from speechbrain_ast.audio import load_audio
-    from speechbrain_ast.labels import MultiHotEncoder
-    from speechbrain_ast.shards import decode_audio, read_shard, write_shards
+    from speechbrain_ast.data.audio import load_audio
+    from speechbrain_ast.data.shards import (
+        decode_audio,
+        read_shard,
+        write_shards,
+    )
+    from speechbrain_ast.training.labels import MultiHotEncoder
 
     tmp = tempfile.mkdtemp(prefix="input_pipeline_")
     try:

@@ -62,14 +62,16 @@ from benchmarks.timing import (  # noqa: E402
     square_matmul,
 )
 from scripts.synthetic.signals import synthetic_audio  # noqa: E402
-from speechbrain_ast.features import (  # noqa: E402
+from speechbrain_ast.features.fbank import (  # noqa: E402
     TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,
     KaldiFbank,
 )
-from speechbrain_ast.model import AST  # noqa: E402
-from speechbrain_ast.optim import make_optimizer  # noqa: E402
-from speechbrain_ast.pretrained import build_from_checkpoint  # noqa: E402
+from speechbrain_ast.model.lobe import AST  # noqa: E402
+from speechbrain_ast.training.optim import make_optimizer  # noqa: E402
+from speechbrain_ast.weights.pretrained import (  # noqa: E402
+    build_from_checkpoint,
+)
 
 SECTIONS = (
     "latency",
@@ -591,7 +593,7 @@ def bench_int8(bench):
     if bench.device.type != "cpu":
         print("\n(int8 dynamic quantization is CPU-only: skipped)")
         return
-    from speechbrain_ast.quantize import _choose_engine, quantize_int8
+    from speechbrain_ast.deploy.quantize import _choose_engine, quantize_int8
 
     lobe, head = bench.ours()
     hf = bench.hf_model()

@@ -164,7 +164,7 @@ def xvector_run(manifests, epochs, seed=1986):
     from speechbrain.lobes.features import Fbank
     from speechbrain.lobes.models.Xvector import Classifier, Xvector
     from speechbrain.processing.features import InputNormalization
-    from speechbrain_ast.audio import load_audio
+    from speechbrain_ast.data.audio import load_audio
 
     torch.manual_seed(seed)
     with open(os.path.join(manifests, "classes.txt"), encoding="utf-8") as f:
@@ -272,7 +272,7 @@ def _fit_lobe(model, patch):
     """A 96-wide, 4-block lobe on 128 frames (ours or transformers')."""
     import torch
 
-    from speechbrain_ast.model import AST
+    from speechbrain_ast.model.lobe import AST
 
     if model == "hf":
         from transformers import ASTConfig, ASTModel
@@ -326,12 +326,16 @@ def fit_check(manifest, classes, clips=256, steps=200, seed=0):
     """
     import torch
 
-    from speechbrain_ast.audio import load_audio
-    from speechbrain_ast.augment import Mixup, NoiseAndRoll, SpecAugment
-    from speechbrain_ast.features import FixedNormalization, KaldiFbank
-    from speechbrain_ast.losses import classification_loss
-    from speechbrain_ast.model import ASTHead
-    from speechbrain_ast.optim import make_optimizer
+    from speechbrain_ast.data.audio import load_audio
+    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.model.lobe import ASTHead
+    from speechbrain_ast.training.augment import (
+        Mixup,
+        NoiseAndRoll,
+        SpecAugment,
+    )
+    from speechbrain_ast.training.losses import classification_loss
+    from speechbrain_ast.training.optim import make_optimizer
 
     rows = _manifest(manifest)
     order = torch.randperm(

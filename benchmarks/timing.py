@@ -96,7 +96,7 @@ def count_flops(fn, *args, **kwargs):
 
     Example
     -------
-    >>> from speechbrain_ast.model import AST
+    >>> from speechbrain_ast.model.lobe import AST
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
     >>> count_flops(lobe, torch.randn(1, 128, 128)) > 0
     True

@@ -55,7 +55,7 @@ import sys
 
 from speechbrain.inference.classifiers import EncoderClassifier
 
-from speechbrain_ast.audio import load_audio
+from speechbrain_ast.data.audio import load_audio
 
 out = sys.argv[1]
 model = EncoderClassifier.from_hparams(

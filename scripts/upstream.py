@@ -60,8 +60,8 @@ MARK_BEGIN = (
     "<!-- audio spectrogram transformer: begin (scripts/upstream.py) -->"
 )
 MARK_END = "<!-- audio spectrogram transformer: end -->"
-# library modules that stay here: the former shared-training module
-LIBRARY_SKIP = {"__init__.py", "training.py"}
+# the package docstring is written for upstream below
+LIBRARY_SKIP = {"__init__.py"}
 # the integration's own dependencies, beyond upstream's
 INTEGRATION_REQUIREMENTS = ["timm>=0.9", "safetensors>=0.4"]
 CODESPELL_WORDS = ["fpr", "passt"]
@@ -184,7 +184,7 @@ def rename_package(text):
 
     Example
     -------
-    >>> rename_package("from speechbrain_ast.model import AST")
+    >>> rename_package("from speechbrain_ast.model.lobe import AST")
     'from speechbrain.integrations.audio_spectrogram_transformer.model import AST'
     """
     return re.sub(r"\bspeechbrain_ast\b", PACKAGE, text)
@@ -397,10 +397,14 @@ def library_files():
     """``{upstream relpath: text}`` of the integration package."""
     src = os.path.join(ROOT, "speechbrain_ast")
     files = {}
-    for name in sorted(os.listdir(src)):
-        if name.endswith(".py") and name not in LIBRARY_SKIP:
-            text = rename_package(_read(os.path.join(src, name)))
-            files[os.path.join(PACKAGE_DIR, name)] = text
+    for folder, dirs, names in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("__"))
+        rel_folder = os.path.relpath(folder, src)
+        for name in sorted(names):
+            rel = os.path.normpath(os.path.join(rel_folder, name))
+            if name.endswith(".py") and rel not in LIBRARY_SKIP:
+                text = rename_package(_read(os.path.join(folder, name)))
+                files[os.path.join(PACKAGE_DIR, rel)] = text
     files[os.path.join(PACKAGE_DIR, "__init__.py")] = (
         '"""The Audio Spectrogram Transformer (Gong, Chung & Glass, '
         "Interspeech 2021)\nfor sound classification: a Kaldi-exact batched "
@@ -421,15 +425,15 @@ def library_data():
     """``{upstream relpath: bytes}`` of the package's data files."""
     out = {}
     src = os.path.join(ROOT, "speechbrain_ast")
-    for folder in sorted(os.listdir(src)):
-        full = os.path.join(src, folder)
-        if not os.path.isdir(full) or folder.startswith("__"):
-            continue
-        for name in sorted(os.listdir(full)):
-            path = os.path.join(full, name)
-            if os.path.isfile(path) and not name.endswith(".pyc"):
-                with open(path, "rb") as f:
-                    out[os.path.join(PACKAGE_DIR, folder, name)] = f.read()
+    for folder, dirs, names in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("__"))
+        for name in sorted(names):
+            if name.endswith((".py", ".pyc")):
+                continue
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, src)
+            with open(path, "rb") as f:
+                out[os.path.join(PACKAGE_DIR, rel)] = f.read()
     return out
 
 

@@ -53,8 +53,8 @@ import sys
 
 import torch
 
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.features import DATASET_STATS
+from speechbrain_ast.features.fbank import DATASET_STATS
+from speechbrain_ast.inference.model_folder import export_model_folder
 
 __all__ = [
     "convert_checkpoint",
@@ -236,7 +236,7 @@ def convert_checkpoint(
     Example
     -------
     >>> import os, tempfile, torch
-    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> from speechbrain_ast.model.lobe import AST, ASTHead
     >>> tmp = tempfile.mkdtemp()
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
     >>> state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}
@@ -256,7 +256,7 @@ def convert_checkpoint(
     >>> sorted(os.listdir(out))[0]
     'classifier.ckpt'
     """
-    from speechbrain_ast.pretrained import (
+    from speechbrain_ast.weights.pretrained import (
         build_from_checkpoint,
         read_hf_checkpoint,
         read_reference_checkpoint,
@@ -399,8 +399,8 @@ def is_ssast_checkpoint(path):
     >>> is_ssast_checkpoint(path)
     True
     """
-    from speechbrain_ast.pretrained import load_weights
-    from speechbrain_ast.ssast import ENCODER_FORMAT
+    from speechbrain_ast.ssast.model import ENCODER_FORMAT
+    from speechbrain_ast.weights.pretrained import load_weights
 
     content = load_weights(path)
     if not isinstance(content, dict):
@@ -434,8 +434,8 @@ def _convert_ssast(
 ):
     """An SSAST encoder and a fresh head into a model folder (see the
     module docstring)."""
-    from speechbrain_ast.pretrained import build_from_checkpoint
-    from speechbrain_ast.ssast import read_ssast_checkpoint
+    from speechbrain_ast.ssast.model import read_ssast_checkpoint
+    from speechbrain_ast.weights.pretrained import build_from_checkpoint
 
     if any(stride is not None for stride in strides):
         raise ValueError(

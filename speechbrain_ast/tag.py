@@ -33,7 +33,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from speechbrain_ast.audio import AudioError, audio_info, load_audio, resample
+from speechbrain_ast.data.audio import (
+    AudioError,
+    audio_info,
+    load_audio,
+    resample,
+)
 
 __all__ = ["count_windows", "iter_windows", "main", "aggregate"]
 
@@ -414,7 +419,7 @@ def _parser():
         choices=("torch", "onnxruntime", "openvino"),
         default="torch",
         help="onnxruntime / openvino: --model is an .onnx file written by "
-        "speechbrain_ast.export_onnx (default torch: a model folder)",
+        "speechbrain_ast.deploy.onnx (default torch: a model folder)",
     )
     parser.add_argument(
         "--savedir",
@@ -510,9 +515,9 @@ def _load_model(args):
             return None, (
                 f"error: --backend {args.backend} needs --model FILE.onnx; "
                 f"{args.model!r} is not a file: write one with python -m "
-                "speechbrain_ast.export_onnx MODEL_FOLDER --out FILE.onnx."
+                "speechbrain_ast.deploy.onnx MODEL_FOLDER --out FILE.onnx."
             )
-        from speechbrain_ast.export_onnx import OnnxClassifier
+        from speechbrain_ast.deploy.onnx import OnnxClassifier
 
         try:
             return OnnxClassifier(
@@ -543,7 +548,7 @@ def _load_model(args):
             "pass a folder written by speechbrain_ast.convert or a recipe's "
             "export."
         )
-    from speechbrain_ast.inference import ASTAudioClassifier
+    from speechbrain_ast.inference.classifier import ASTAudioClassifier
 
     try:
         model = ASTAudioClassifier.from_hparams(

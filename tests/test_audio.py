@@ -1,4 +1,4 @@
-"""Tests for speechbrain_ast.audio: formats, downmix, resampling and the
+"""Tests for speechbrain_ast.data.audio: formats, downmix, resampling and the
 named errors for broken files."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.audio import AudioError, audio_info, load_audio
+from speechbrain_ast.data.audio import AudioError, audio_info, load_audio
 
 
 def _tone(n, sr, freq=440.0, amp=0.5):

@@ -1,11 +1,11 @@
-"""Tests for speechbrain_ast.augment: SpecAugment against torchaudio's
+"""Tests for speechbrain_ast.training.augment: SpecAugment against torchaudio's
 masking, mixup consistency and statistics, noise bounds and rolls."""
 
 import pytest
 import torch
 import torchaudio
 
-from speechbrain_ast.augment import Mixup, NoiseAndRoll, SpecAugment
+from speechbrain_ast.training.augment import Mixup, NoiseAndRoll, SpecAugment
 
 
 def _bands(mask):

@@ -98,7 +98,7 @@ def test_compile_variants_are_separate_graphs(monkeypatch):
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
     from torch._dynamo.utils import counters
 
-    from speechbrain_ast.model import AST
+    from speechbrain_ast.model.lobe import AST
 
     module = _load_script()
     frozen_builds = []

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ast.checkpoint import ASTCheckpointer, RandomState
+from speechbrain_ast.training.checkpoint import ASTCheckpointer, RandomState
 
 
 def _draws(device="cpu"):

@@ -241,7 +241,7 @@ def test_errors_and_overwrite_refusal(sources, tmp_path, capsys):
 
 def _write_pth(path, n_classes, input_tdim, input_fdim=128, seed=0):
     """A reference-layout .pth from random weights (width 64: one head)."""
-    from speechbrain_ast.model import AST, ASTHead
+    from speechbrain_ast.model.lobe import AST, ASTHead
 
     torch.manual_seed(seed)
     lobe = AST(
@@ -484,7 +484,7 @@ def test_label_files_are_package_data():
 
 
 def _ssast_encoder(patch, tdim, seed):
-    from speechbrain_ast.model import AST
+    from speechbrain_ast.model.lobe import AST
 
     torch.manual_seed(seed)
     return AST(
@@ -501,7 +501,7 @@ def _ssast_encoder(patch, tdim, seed):
 def _write_ssast_reference(path, encoder):
     """The published SSAST layout: module.v.*, prediction heads, mask
     embedding, pretraining grid."""
-    from speechbrain_ast.ssast import SSAST
+    from speechbrain_ast.ssast.model import SSAST
 
     model = SSAST(encoder, mask_patch=8)
     state = {
@@ -569,7 +569,7 @@ def test_ssast_encoder_file_with_labels_and_errors(tmp_path, capsys):
     """Our ssast_encoder.pt (128 x 2 frame patches) with --labels; another
     length through --input-tdim; strides and a class count that disagree
     with the labels are refused."""
-    from speechbrain_ast.ssast import load_ssast, save_ssast_encoder
+    from speechbrain_ast.ssast.model import load_ssast, save_ssast_encoder
 
     encoder = _ssast_encoder((128, 2), 64, seed=22)
     pt = str(tmp_path / "ssast_encoder.pt")

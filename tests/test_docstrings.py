@@ -13,8 +13,10 @@ import speechbrain_ast
 
 
 def _public_objects():
-    for info in pkgutil.iter_modules(speechbrain_ast.__path__):
-        module = importlib.import_module(f"speechbrain_ast.{info.name}")
+    for info in pkgutil.walk_packages(
+        speechbrain_ast.__path__, prefix="speechbrain_ast."
+    ):
+        module = importlib.import_module(info.name)
         for name in dir(module):
             obj = getattr(module, name)
             if name.startswith("_"):

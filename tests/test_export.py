@@ -16,10 +16,13 @@ import torch
 import torchaudio
 
 from speechbrain.inference.classifiers import EncoderClassifier
-from speechbrain_ast.export import MODEL_FILES, export_model_folder
-from speechbrain_ast.features import TORCHAUDIO_FBANK_KWARGS
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.features.fbank import TORCHAUDIO_FBANK_KWARGS
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import (
+    MODEL_FILES,
+    export_model_folder,
+)
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 LABELS = ["dog", "rain", "speech", "siren", "engine"]
 MEAN, STD = -4.2677393, 4.5689974

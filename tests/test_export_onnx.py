@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ast.audio import load_audio
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.features import ExportableFbank, KaldiFbank, _window
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.features.fbank import ExportableFbank, KaldiFbank, _window
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 SOUNDS = os.path.join(os.path.dirname(__file__), "data", "sounds")
 CLIPS = ["piano.flac", "jazz_guitar.flac", "snoring.flac"]
@@ -95,7 +95,7 @@ def _folder(tmp_path, native):
 def exported(request, tmp_path_factory):
     pytest.importorskip("onnx", reason="the ONNX export needs onnx")
     pytest.importorskip("onnxscript", reason="the ONNX export needs onnxscript")
-    from speechbrain_ast.export_onnx import export_onnx, load_folder
+    from speechbrain_ast.deploy.onnx import export_onnx, load_folder
 
     tmp = tmp_path_factory.mktemp("onnx")
     folder = _folder(tmp, request.param)
@@ -124,7 +124,7 @@ def test_onnxruntime_equals_pytorch_at_1_5_10_s(exported, real_clips):
 
 
 def test_metadata_carries_labels_and_settings(exported):
-    from speechbrain_ast.export_onnx import read_metadata
+    from speechbrain_ast.deploy.onnx import read_metadata
 
     folder, path, classifier = exported
     meta = read_metadata(path)
@@ -150,7 +150,7 @@ def test_openvino_runs_the_export(exported, real_clips):
 
 def test_int8_export_close_to_fp32(exported, tmp_path, real_clips):
     ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
-    from speechbrain_ast.export_onnx import export_onnx, read_metadata
+    from speechbrain_ast.deploy.onnx import export_onnx, read_metadata
 
     folder, fp32_path, _ = exported
     path = export_onnx(folder, str(tmp_path / "int8.onnx"), "int8")
@@ -184,9 +184,9 @@ def test_command_line_and_errors(tmp_path, capsys):
 
 
 def test_reduced_precision_model_is_refused(tmp_path, monkeypatch):
-    from speechbrain_ast import precision
-    from speechbrain_ast.export_onnx import WaveformToLogits
-    from speechbrain_ast.inference import ASTAudioClassifier
+    from speechbrain_ast.deploy import precision
+    from speechbrain_ast.deploy.onnx import WaveformToLogits
+    from speechbrain_ast.inference.classifier import ASTAudioClassifier
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
     model = ASTAudioClassifier.from_hparams(

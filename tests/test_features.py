@@ -1,4 +1,4 @@
-"""Tests for speechbrain_ast.features: equality with torchaudio's Kaldi fbank
+"""Tests for speechbrain_ast.features.fbank: equality with torchaudio's Kaldi fbank
 and transformers' ASTFeatureExtractor, lengths, padding, gradients,
 normalisation and dataset statistics."""
 
@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.features import (
+from speechbrain_ast.features.fbank import (
     DATASET_STATS,
     TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,
@@ -318,7 +318,7 @@ def test_inference_path_blocks(clips, monkeypatch):
     """Clips longer than a block go through the inference path block by
     block, a short last block included; the result does not depend on the
     block size (float64: equal to Kaldi's order to rounding)."""
-    import speechbrain_ast.features as features
+    import speechbrain_ast.features.fbank as features
 
     wavs, lengths = pad_batch([clips[1], clips[0][:7000], clips[0]])
     wavs = wavs.double()
@@ -336,7 +336,7 @@ def test_mel_groups_cover_the_filterbank():
     """The grouped mel product of the inference path multiplies each group
     of mel bins by the FFT bins its triangles cover: together they must
     reproduce the dense product exactly, with a fraction of its work."""
-    from speechbrain_ast.features import _mel_groups
+    from speechbrain_ast.features.fbank import _mel_groups
 
     for n_mels, n_fft, low, high in [
         (128, 512, 20.0, 0.0),

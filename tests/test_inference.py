@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 LABELS = ["dog", "rain", "speech", "siren", "engine", "bell", "wind"]
 

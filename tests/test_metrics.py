@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from speechbrain_ast import metrics
+from speechbrain_ast.training import metrics
 
 TOL = 1e-6
 

@@ -9,8 +9,12 @@ Authors
 import pytest
 import torch
 
-from speechbrain_ast.model import AST, _supports_token_only, _token_only_block
-from speechbrain_ast.pos_embed import adapt_pos_embed
+from speechbrain_ast.model.lobe import (
+    AST,
+    _supports_token_only,
+    _token_only_block,
+)
+from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 TINY = dict(embed_dim=64, depth=2, num_heads=2)
 
@@ -256,7 +260,7 @@ def test_pooled_forward_skips_patch_outputs():
     # the int8 copy takes the same path; dynamic quantization scales the
     # activations per call, so its two-token rows get their own (tighter)
     # range and the result stays close to the float one
-    from speechbrain_ast.quantize import quantize_int8
+    from speechbrain_ast.deploy.quantize import quantize_int8
 
     qmodel = quantize_int8(model)
     with torch.no_grad():

@@ -7,7 +7,7 @@ Authors
 import pytest
 import torch
 
-from speechbrain_ast.pos_embed import adapt_pos_embed
+from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 
 def reference_rule(pos, src_hw, dst_hw, mode="bilinear"):

@@ -10,10 +10,10 @@ import warnings
 import pytest
 import torch
 
-from speechbrain_ast import precision
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.deploy import precision
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 SOUNDS = os.path.join(os.path.dirname(__file__), "data", "sounds")
 CLIPS = ["piano.flac", "jazz_guitar.flac", "snoring.flac"]

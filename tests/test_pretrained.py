@@ -18,8 +18,8 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from speechbrain_ast.model import AST
-from speechbrain_ast.pretrained import (
+from speechbrain_ast.model.lobe import AST
+from speechbrain_ast.weights.pretrained import (
     AUDIOSET_STATS,
     PUBLISHED_STRIDES,
     ImportedAST,
@@ -341,7 +341,9 @@ def test_other_length_and_new_head(hf_folder, caplog):
     with torch.no_grad():
         assert head(lobe(torch.randn(2, 64, 128))).shape == (2, 5)
 
-    with caplog.at_level(logging.INFO, logger="speechbrain_ast.pretrained"):
+    with caplog.at_level(
+        logging.INFO, logger="speechbrain_ast.weights.pretrained"
+    ):
         lobe, head, built = build_from_checkpoint(imported, n_classes=7)
     assert "dropping the checkpoint's 5-class head" in caplog.text
     assert head[1].out_features == 7 and built.labels is None

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from scripts.synthetic.signals import synthetic_audio
-from speechbrain_ast.features import FixedNormalization, KaldiFbank
-from speechbrain_ast.model import AST, ASTHead
-from speechbrain_ast.pretrained import build_from_checkpoint
-from speechbrain_ast.quantize import (
+from speechbrain_ast.deploy.quantize import (
     _choose_engine,
     count_quantized,
     quantize_int8,
 )
+from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+from speechbrain_ast.model.lobe import AST, ASTHead
+from speechbrain_ast.weights.pretrained import build_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,10 @@ from recipes.SpeechCommands.speechcommands_prepare import (
 from scripts.synthetic.fsdd_speech_commands import make_fsdd_speech_commands
 from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast import tag
-from speechbrain_ast.audio import AudioError, audio_info, load_audio
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.data.audio import AudioError, audio_info, load_audio
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")

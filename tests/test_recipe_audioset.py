@@ -23,7 +23,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from scripts.synthetic.audioset import make_audioset
-from speechbrain_ast.checkpoint import find_epoch_checkpoints
+from speechbrain_ast.training.checkpoint import find_epoch_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "AudioSet")

@@ -235,7 +235,7 @@ def test_two_workers_resumed_after_an_odd_count_keep_the_batch_order(
     import numpy as np
     import soundfile as sf
 
-    from speechbrain_ast.shards import (
+    from speechbrain_ast.data.shards import (
         DecodeClip,
         ShardLoader,
         ShardStream,

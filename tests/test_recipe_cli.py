@@ -21,7 +21,7 @@ from scripts.synthetic.audioset import make_audioset
 from scripts.synthetic.esc50 import make_esc50
 from scripts.synthetic.speech_commands import make_speech_commands
 from speechbrain.dataio.encoder import CategoricalEncoder
-from speechbrain_ast.recipe import class_names, recipe_options
+from speechbrain_ast.training.recipe import class_names, recipe_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {

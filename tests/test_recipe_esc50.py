@@ -17,7 +17,7 @@ from _resume import copy_without, kill_after_first_checkpoint
 
 from recipes.ESC50.esc50_prepare import prepare_esc50
 from scripts.synthetic.esc50 import make_esc50
-from speechbrain_ast.audio import AudioError
+from speechbrain_ast.data.audio import AudioError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "ESC50")

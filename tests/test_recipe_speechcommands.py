@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from scripts.synthetic.speech_commands import WORDS_V2, make_speech_commands
-from speechbrain_ast.audio import AudioError
+from speechbrain_ast.data.audio import AudioError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "SpeechCommands")

@@ -22,9 +22,9 @@ import torch
 from scripts.synthetic.audioset import make_audioset
 from scripts.synthetic.esc50 import make_esc50
 from scripts.synthetic.speech_commands import make_speech_commands
-from speechbrain_ast.model import AST, ASTHead
-from speechbrain_ast.recipe import init_from_pretrained
-from speechbrain_ast.ssast import SSAST, load_ssast, save_ssast_encoder
+from speechbrain_ast.model.lobe import AST, ASTHead
+from speechbrain_ast.ssast.model import SSAST, load_ssast, save_ssast_encoder
+from speechbrain_ast.training.recipe import init_from_pretrained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [

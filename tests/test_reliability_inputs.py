@@ -26,12 +26,12 @@ from _reliability_audio import BAD_CASES, make_bad_file, tone, write_long_8k
 
 from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast import tag
-from speechbrain_ast.audio import AudioError, audio_info, load_audio
 from speechbrain_ast.convert import main as convert_main
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.features import KaldiFbank, compute_norm_stats
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.data.audio import AudioError, audio_info, load_audio
+from speechbrain_ast.features.fbank import KaldiFbank, compute_norm_stats
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 LABELS = ["dog", "rain", "siren"]
 ODD_NAME = "a folder/with spaces ünïcödé 音/clip é ß.wav"
@@ -524,7 +524,7 @@ def test_damaged_sample_rate_field(rate, tmp_path, folder, capsys):
 def test_checkpoint_with_other_classes_gets_a_fresh_head(reference_pth):
     """Fine-tuning from a checkpoint with another number of classes: the
     lobe's weights are kept, the head is new and of the asked size."""
-    from speechbrain_ast.pretrained import (
+    from speechbrain_ast.weights.pretrained import (
         build_from_checkpoint,
         read_reference_checkpoint,
     )

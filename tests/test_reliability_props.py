@@ -22,12 +22,12 @@ from hypothesis import (
     strategies as st,
 )
 
-from speechbrain_ast.features import (
+from speechbrain_ast.features.fbank import (
     TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,
     KaldiFbank,
 )
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.model.lobe import AST, ASTHead
 
 SETTINGS = settings(
     max_examples=25,

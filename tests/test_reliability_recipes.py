@@ -29,8 +29,8 @@ import torch
 from scripts.synthetic.audioset import make_audioset
 from scripts.synthetic.esc50 import make_esc50
 from scripts.synthetic.speech_commands import make_speech_commands
-from speechbrain_ast.audio import AudioError
-from speechbrain_ast.checkpoint import ASTCheckpointer
+from speechbrain_ast.data.audio import AudioError
+from speechbrain_ast.training.checkpoint import ASTCheckpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -312,7 +312,7 @@ def test_malicious_pickle_in_checkpoint_never_runs(tmp_path):
 KILL_DURING_SAVE = textwrap.dedent(
     """
     import os, signal, sys, torch
-    from speechbrain_ast.checkpoint import ASTCheckpointer
+    from speechbrain_ast.training.checkpoint import ASTCheckpointer
     folder = sys.argv[1]
     torch.manual_seed(1)
     model = torch.nn.Linear(3, 2)
@@ -361,7 +361,7 @@ def test_nan_samples_pass_prepare_and_stop_at_reading(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from speechbrain_ast.audio import load_audio
+    from speechbrain_ast.data.audio import load_audio
 
     data = _esc50(str(tmp_path / "esc"))
     victim = _first_audio(os.path.join(data, "audio"))

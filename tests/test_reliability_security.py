@@ -19,12 +19,12 @@ import pytest
 import torch
 from _reliability_audio import valid_wav_bytes
 
-from speechbrain_ast import checkpoint
 from speechbrain_ast.convert import main as convert_main
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
-from speechbrain_ast.pretrained import (
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
+from speechbrain_ast.training import checkpoint
+from speechbrain_ast.weights.pretrained import (
     build_from_checkpoint,
     load_deit,
     load_weights,
@@ -189,7 +189,7 @@ def _fuzz_worker(folder, iterations, seconds, seed):
     prints a JSON summary."""
     import soundfile as sf
 
-    from speechbrain_ast.audio import AudioError, load_audio
+    from speechbrain_ast.data.audio import AudioError, load_audio
     from speechbrain_ast.tag import iter_windows
 
     del sf  # imported so that its set-up time is not in the first case

@@ -24,8 +24,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechbrain_ast.audio import AudioError, load_audio
-from speechbrain_ast.shards import (
+from speechbrain_ast.data.audio import AudioError, load_audio
+from speechbrain_ast.data.shards import (
     DecodeClip,
     ShardLoader,
     ShardStream,
@@ -111,7 +111,7 @@ def test_shards_hold_the_clips_bytes_and_labels(clips, shards):
 
 
 def test_decoding_equals_reading_the_file(clips, shards):
-    from speechbrain_ast.labels import MultiHotEncoder
+    from speechbrain_ast.training.labels import MultiHotEncoder
 
     encoder = MultiHotEncoder(CLASSES)
     stream = ShardStream(shards, DecodeClip(encoder), batch_size=5, train=False)
@@ -326,7 +326,10 @@ def _ddp_rank(rank, world, port, shards, weights, out):
 
 
 def _weights(shards):
-    from speechbrain_ast.labels import MultiHotEncoder, balanced_sample_weights
+    from speechbrain_ast.training.labels import (
+        MultiHotEncoder,
+        balanced_sample_weights,
+    )
 
     _, label_lists = read_clip_list(shards)
     return balanced_sample_weights(label_lists, MultiHotEncoder(CLASSES))
@@ -365,8 +368,8 @@ def test_ddp_two_ranks_two_workers_see_every_clip_once(shards, tmp_path):
 
 
 def test_loaders_of_a_make_shards_folder(tmp_path):
-    from speechbrain_ast.labels import MultiHotEncoder
-    from speechbrain_ast.shards import make_shard_loaders
+    from speechbrain_ast.data.shards import make_shard_loaders
+    from speechbrain_ast.training.labels import MultiHotEncoder
 
     sys.path.insert(0, os.path.dirname(MAKE_SHARDS))
     from make_shards import make_shards
@@ -433,8 +436,8 @@ def _tiny_brain_class():
     import torch.nn.functional as F
 
     import speechbrain as sb
-    from speechbrain_ast.distributed import ShardedEvaluation, unwrap
-    from speechbrain_ast.metrics import classification_stats
+    from speechbrain_ast.training.ddp import ShardedEvaluation, unwrap
+    from speechbrain_ast.training.metrics import classification_stats
 
     class TinyBrain(sb.core.Brain):
         """Fbank -> tiny AST -> BCE; mAP on the gathered evaluation."""
@@ -486,10 +489,10 @@ def test_training_killed_mid_epoch_ends_as_an_uninterrupted_run(
     shards, tmp_path
 ):
     from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain_ast.checkpoint import ASTCheckpointer
-    from speechbrain_ast.features import FixedNormalization, KaldiFbank
-    from speechbrain_ast.labels import MultiHotEncoder
-    from speechbrain_ast.model import AST, ASTHead
+    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.model.lobe import AST, ASTHead
+    from speechbrain_ast.training.checkpoint import ASTCheckpointer
+    from speechbrain_ast.training.labels import MultiHotEncoder
 
     TinyBrain = _tiny_brain_class()
     encoder = MultiHotEncoder(CLASSES)
@@ -556,7 +559,10 @@ def test_balanced_resampling_has_the_weighted_samplers_class_frequencies():
     from scipy import stats
 
     from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
-    from speechbrain_ast.labels import MultiHotEncoder, balanced_sample_weights
+    from speechbrain_ast.training.labels import (
+        MultiHotEncoder,
+        balanced_sample_weights,
+    )
 
     rng = np.random.default_rng(0)
     n_clips, n_classes, epochs = 300, 8, 400

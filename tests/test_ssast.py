@@ -13,9 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechbrain_ast.model import AST, ASTHead
-from speechbrain_ast.pretrained import build_from_checkpoint
-from speechbrain_ast.ssast import (
+from speechbrain_ast.model.lobe import AST, ASTHead
+from speechbrain_ast.ssast.model import (
     SSAST,
     cluster_mask,
     frame_mask,
@@ -24,6 +23,7 @@ from speechbrain_ast.ssast import (
     read_ssast_checkpoint,
     save_ssast_encoder,
 )
+from speechbrain_ast.weights.pretrained import build_from_checkpoint
 
 
 def tiny_lobe(patch=(16, 16), tdim=128, dim=32, depth=1, heads=2, stride=None):

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from recipes.SSAST.pretrain import PlateauHalving, list_clips
-from speechbrain_ast.audio import AudioError
-from speechbrain_ast.model import AST
-from speechbrain_ast.ssast import load_ssast
+from speechbrain_ast.data.audio import AudioError
+from speechbrain_ast.model.lobe import AST
+from speechbrain_ast.ssast.model import load_ssast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "SSAST")

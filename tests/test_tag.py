@@ -15,10 +15,10 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.audio import load_audio
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.inference import ASTAudioClassifier
-from speechbrain_ast.model import AST, ASTHead
+from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.model.lobe import AST, ASTHead
 from speechbrain_ast.tag import count_windows, iter_windows, main
 
 LABELS = ["dog", "rain", "speech", "siren", "engine"]
@@ -272,7 +272,7 @@ def test_device_is_checked_before_loading(
 ):
     """--device cuda without a GPU: one line saying so, before any model
     loading (no SpeechBrain device warning, no blame on the folder)."""
-    import speechbrain_ast.inference as inference
+    import speechbrain_ast.inference.classifier as inference
 
     loaded = []
     real = inference.ASTAudioClassifier.from_hparams
@@ -397,7 +397,7 @@ def test_precision_option_scores_close_to_float(
     scores close to fp32's; --int8 with it is refused."""
     import warnings
 
-    from speechbrain_ast import precision as precision_module
+    from speechbrain_ast.deploy import precision as precision_module
 
     # the CPU's own flags decide the warning; the scores are the point here
     monkeypatch.setattr(

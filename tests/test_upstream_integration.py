@@ -21,7 +21,10 @@ def test_fbank_equals_torchaudio_kaldi():
     """The batched frontend equals torchaudio's Kaldi fbank clip by clip."""
     import torchaudio
 
-    from speechbrain_ast.features import TORCHAUDIO_FBANK_KWARGS, KaldiFbank
+    from speechbrain_ast.features.fbank import (
+        TORCHAUDIO_FBANK_KWARGS,
+        KaldiFbank,
+    )
 
     torch.manual_seed(0)
     clips = [torch.randn(16000) * 0.1, torch.randn(11000) * 0.3]
@@ -41,7 +44,7 @@ def test_fbank_equals_torchaudio_kaldi():
 
 def test_lobe_and_head_any_length():
     """The lobe embeds clips of its training length and other lengths."""
-    from speechbrain_ast.model import AST, ASTHead
+    from speechbrain_ast.model.lobe import AST, ASTHead
 
     lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2).eval()
     head = ASTHead(32, 5)
@@ -56,9 +59,9 @@ def test_model_folder_loads_through_encoder_classifier(tmp_path):
     gives the lobe's own logits (SpeechBrain's ``out_prob`` is the
     classifier's output)."""
     from speechbrain.inference.classifiers import EncoderClassifier
-    from speechbrain_ast.export import export_model_folder
-    from speechbrain_ast.features import FixedNormalization, KaldiFbank
-    from speechbrain_ast.model import AST, ASTHead
+    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.inference.model_folder import export_model_folder
+    from speechbrain_ast.model.lobe import AST, ASTHead
 
     torch.manual_seed(0)
     lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2).eval()

@@ -36,7 +36,7 @@ import os
 import shutil
 
 from speechbrain.utils.logger import get_logger
-from speechbrain_ast.dataprep import (
+from speechbrain_ast.data.prepare import (
     check_audio_files,
     load_prepared,
     save_prepared,

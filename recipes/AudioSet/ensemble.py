@@ -29,8 +29,8 @@ import sys
 
 import torch
 
-from speechbrain_ast.ensemble import ensemble_predictions
-from speechbrain_ast.metrics import classification_stats
+from speechbrain_ast.training.ensemble import ensemble_predictions
+from speechbrain_ast.training.metrics import classification_stats
 
 PREDICTIONS_FILE = "test_predictions.pt"
 

@@ -41,8 +41,8 @@ import time
 from audioset_prepare import LABELS_FILE, prepare_audioset
 
 from speechbrain.utils.logger import get_logger
-from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
-from speechbrain_ast.shards import write_shards
+from speechbrain_ast.data.prepare import check_audio_files, raise_for_bad_audio
+from speechbrain_ast.data.shards import write_shards
 
 logger = get_logger(__name__)
 

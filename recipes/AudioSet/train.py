@@ -43,29 +43,30 @@ from audioset_prepare import prepare_audioset
 
 import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
-from speechbrain_ast.audio import load_audio
-from speechbrain_ast.checkpoint import (
+from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.data.prepare import check_manifests
+from speechbrain_ast.data.shards import make_shard_loaders
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.training.checkpoint import (
     average_checkpoints,
     find_epoch_checkpoints,
 )
-from speechbrain_ast.dataprep import check_manifests
-from speechbrain_ast.distributed import (
+from speechbrain_ast.training.ddp import (
     ShardedEvaluation,
     end_ddp,
     sharded_loader_kwargs,
     unwrap,
 )
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.labels import (
+from speechbrain_ast.training.labels import (
     MultiHotEncoder,
     as_float_targets,
     balanced_sample_weights,
     make_balanced_sampler,
 )
-from speechbrain_ast.losses import class_scores, classification_loss
-from speechbrain_ast.metrics import classification_stats
-from speechbrain_ast.optim import set_lr
-from speechbrain_ast.recipe import (
+from speechbrain_ast.training.losses import class_scores, classification_loss
+from speechbrain_ast.training.metrics import classification_stats
+from speechbrain_ast.training.optim import set_lr
+from speechbrain_ast.training.recipe import (
     init_from_pretrained,
     load_recipe_hparams,
     log_jsonl,
@@ -73,7 +74,6 @@ from speechbrain_ast.recipe import (
     save_predictions,
     user_errors,
 )
-from speechbrain_ast.shards import make_shard_loaders
 
 # a relative hparams path is looked up here first (the prepare script is
 # imported from here too: Python puts the script's folder on sys.path)

@@ -17,7 +17,7 @@ that folder would silently mix two datasets). Every audio file is checked
 once, up front, and all problems are reported together.
 
 Audio stays at its native rate: the training pipeline resamples
-44.1 kHz -> 16 kHz on the fly (:func:`speechbrain_ast.audio.load_audio`).
+44.1 kHz -> 16 kHz on the fly (:func:`speechbrain_ast.data.audio.load_audio`).
 
 Authors
  * speechbrain-ast developers
@@ -31,7 +31,7 @@ import tempfile
 import urllib.request
 import zipfile
 
-from speechbrain_ast.dataprep import (
+from speechbrain_ast.data.prepare import (
     check_audio_files,
     load_prepared,
     raise_for_bad_audio,

@@ -34,21 +34,21 @@ from esc50_prepare import prepare_esc50
 
 import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
-from speechbrain_ast.audio import load_audio
 from speechbrain_ast.convert import LABEL_FILES, read_labels
-from speechbrain_ast.dataprep import check_manifests
-from speechbrain_ast.distributed import (
+from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.data.prepare import check_manifests
+from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.training.ddp import (
     ShardedEvaluation,
     end_ddp,
     sharded_loader_kwargs,
     unwrap,
 )
-from speechbrain_ast.export import export_model_folder
-from speechbrain_ast.labels import as_float_targets
-from speechbrain_ast.losses import class_scores, classification_loss
-from speechbrain_ast.metrics import classification_stats
-from speechbrain_ast.optim import set_lr
-from speechbrain_ast.recipe import (
+from speechbrain_ast.training.labels import as_float_targets
+from speechbrain_ast.training.losses import class_scores, classification_loss
+from speechbrain_ast.training.metrics import classification_stats
+from speechbrain_ast.training.optim import set_lr
+from speechbrain_ast.training.recipe import (
     class_names,
     init_from_pretrained,
     load_recipe_hparams,

@@ -18,7 +18,7 @@ Multi-GPU: ``torchrun --nproc_per_node=N pretrain.py hparams/ssast_base.yaml
 stopped (killed, or out of time) starts again from its last checkpoint when
 the same command is given again; ``--ckpt_interval_minutes 30`` also saves
 inside long epochs. At the end the encoder is written, weights only, to
-``DIR/ssast_encoder.pt``, which ``speechbrain_ast.ssast.load_ssast`` loads
+``DIR/ssast_encoder.pt``, which ``speechbrain_ast.ssast.model.load_ssast`` loads
 into an AST lobe for fine-tuning.
 
 Each step: waveforms -> Kaldi fbank (padded / cut to ``target_length``) ->
@@ -50,12 +50,12 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 from speechbrain.utils.distributed import ddp_all_reduce, if_main_process
-from speechbrain_ast.audio import load_audio
-from speechbrain_ast.checkpoint import ASTCheckpointer
-from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
-from speechbrain_ast.distributed import end_ddp
-from speechbrain_ast.recipe import resolve_hparams_file
-from speechbrain_ast.ssast import save_ssast_encoder
+from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.data.prepare import check_audio_files, raise_for_bad_audio
+from speechbrain_ast.ssast.model import save_ssast_encoder
+from speechbrain_ast.training.checkpoint import ASTCheckpointer
+from speechbrain_ast.training.ddp import end_ddp
+from speechbrain_ast.training.recipe import resolve_hparams_file
 
 RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
 AUDIO_EXTENSIONS = (".wav", ".flac")

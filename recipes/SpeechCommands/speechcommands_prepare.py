@@ -20,7 +20,7 @@ Writes under ``save_folder`` (never into the dataset): ``train.csv``,
 that a second call with the same ones does nothing, and a call with another
 dataset path into the same folder stops instead of mixing.
 
-Every audio file is checked once up front (``speechbrain_ast.audio``); all
+Every audio file is checked once up front (``speechbrain_ast.data.audio``); all
 unreadable, empty or wrong-format files are reported in one list, by name.
 
 Authors
@@ -34,8 +34,8 @@ import tempfile
 import urllib.request
 
 from speechbrain.utils.logger import get_logger
-from speechbrain_ast.audio import AudioError
-from speechbrain_ast.dataprep import (
+from speechbrain_ast.data.audio import AudioError
+from speechbrain_ast.data.prepare import (
     check_audio_files,
     load_prepared,
     save_prepared,
@@ -81,7 +81,7 @@ def prepare_speech_commands(
         When the dataset is missing and cannot be downloaded.
     ValueError
         When ``save_folder`` holds manifests of another dataset path.
-    speechbrain_ast.audio.AudioError
+    speechbrain_ast.data.audio.AudioError
         Listing every unreadable, empty or wrong-format clip.
 
     Example

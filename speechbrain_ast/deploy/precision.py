@@ -3,7 +3,7 @@ one-time weight cast.
 
 SpeechBrain's ``run_opts={"precision": "bf16"}`` (or ``"fp16"``) makes an
 inference interface run under ``torch.autocast`` (its ``inference_ctx``).
-:class:`~speechbrain_ast.inference.ASTAudioClassifier` uses that context and
+:class:`~speechbrain_ast.inference.classifier.ASTAudioClassifier` uses that context and
 also casts the weights of the lobe's and head's ``nn.Linear`` and
 ``nn.Conv2d`` layers once (:func:`cast_for_inference`), so autocast does
 not convert every weight matrix again on every call. LayerNorms,

@@ -1,7 +1,7 @@
 """Inference with AST model folders: scores, top-k labels, lengths.
 
 :class:`ASTAudioClassifier` is SpeechBrain's ``EncoderClassifier`` for AST
-folders (written by :mod:`speechbrain_ast.export` or
+folders (written by :mod:`speechbrain_ast.inference.model_folder` or
 :mod:`speechbrain_ast.convert`). Compared with the parent class it
 
 - gives the frontend the clips' lengths, so a clip scores the same alone
@@ -9,12 +9,12 @@ folders (written by :mod:`speechbrain_ast.export` or
 - returns probabilities: sigmoid scores for multi-label folders (AudioSet),
   softmax for single-label ones, and the top-k labels
   (``classify_batch`` of the parent is top-1 only);
-- reads files with :func:`speechbrain_ast.audio.load_audio` (any rate and
+- reads files with :func:`speechbrain_ast.data.audio.load_audio` (any rate and
   channel count soundfile reads, named errors);
 - runs bf16 / fp16 with ``run_opts={"precision": "bf16"}`` (SpeechBrain's
   option): the lobe and head in that precision, the log-mel features in
   float32, a warning on a CPU without native support for the type
-  (:mod:`speechbrain_ast.precision`).
+  (:mod:`speechbrain_ast.deploy.precision`).
 
 Authors
  * speechbrain-ast developers
@@ -23,7 +23,7 @@ Authors
 import torch
 
 from speechbrain.inference.classifiers import EncoderClassifier
-from speechbrain_ast.audio import AudioError, load_audio
+from speechbrain_ast.data.audio import AudioError, load_audio
 
 __all__ = ["ASTAudioClassifier"]
 
@@ -45,8 +45,8 @@ class ASTAudioClassifier(EncoderClassifier):
     Example
     -------
     >>> import os, tempfile
-    >>> from speechbrain_ast.export import export_model_folder
-    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> from speechbrain_ast.inference.model_folder import export_model_folder
+    >>> from speechbrain_ast.model.lobe import AST, ASTHead
     >>> tmp = tempfile.mkdtemp()
     >>> folder = export_model_folder(
     ...     os.path.join(tmp, "model"),
@@ -79,8 +79,8 @@ class ASTAudioClassifier(EncoderClassifier):
         """bf16 / fp16 from ``run_opts={"precision": ...}``: a warning where
         the CPU lacks native support, and the lobe's and head's linear and
         convolution weights cast once (``inference_ctx`` autocasts the
-        rest; see :mod:`speechbrain_ast.precision`)."""
-        from speechbrain_ast.precision import (
+        rest; see :mod:`speechbrain_ast.deploy.precision`)."""
+        from speechbrain_ast.deploy.precision import (
             cast_for_inference,
             precision_dtype,
             warn_if_slow,
@@ -97,7 +97,7 @@ class ASTAudioClassifier(EncoderClassifier):
         """Switches the lobe and head to int8 dynamic quantization (CPU).
 
         Their ``nn.Linear`` layers get int8 weights and run int8 matmuls
-        (:func:`speechbrain_ast.quantize.quantize_int8`); the frontend,
+        (:func:`speechbrain_ast.deploy.quantize.quantize_int8`); the frontend,
         LayerNorms, attention and embeddings stay float32. Faster on a CPU,
         with logits close to (not equal to) the float model's: the
         benchmarks (``docs/benchmarks.md``) quote the agreement.
@@ -110,9 +110,11 @@ class ASTAudioClassifier(EncoderClassifier):
         Example
         -------
         >>> import os, tempfile
-        >>> from speechbrain_ast.export import export_model_folder
-        >>> from speechbrain_ast.model import AST, ASTHead
-        >>> from speechbrain_ast.quantize import count_quantized
+        >>> from speechbrain_ast.inference.model_folder import (
+        ...     export_model_folder,
+        ... )
+        >>> from speechbrain_ast.model.lobe import AST, ASTHead
+        >>> from speechbrain_ast.deploy.quantize import count_quantized
         >>> tmp = tempfile.mkdtemp()
         >>> folder = export_model_folder(
         ...     os.path.join(tmp, "model"),
@@ -131,7 +133,7 @@ class ASTAudioClassifier(EncoderClassifier):
         >>> model.classify_batch(torch.randn(1, 16000) * 0.1)[0].shape
         torch.Size([1, 3])
         """
-        from speechbrain_ast.quantize import quantize_int8
+        from speechbrain_ast.deploy.quantize import quantize_int8
 
         if self.compute_dtype != torch.float32:
             raise ValueError(
@@ -321,7 +323,7 @@ class ASTAudioClassifier(EncoderClassifier):
 
     def load_audio(self, path, savedir=None):
         """Reads ``path`` mono at the folder's rate (see
-        :func:`speechbrain_ast.audio.load_audio`; ``AudioError`` names a
+        :func:`speechbrain_ast.data.audio.load_audio`; ``AudioError`` names a
         bad file).
 
         Arguments
@@ -356,7 +358,7 @@ class ASTAudioClassifier(EncoderClassifier):
         Raises
         ------
         AudioError
-            For a file :func:`~speechbrain_ast.audio.load_audio` refuses,
+            For a file :func:`~speechbrain_ast.data.audio.load_audio` refuses,
             or one shorter than a frame (25 ms) with a native-length folder.
         """
         del kwargs

@@ -26,7 +26,7 @@ writes it (weights only, with its patch configuration) and
 (``SSAST-Base-Patch-400.pth``, ``SSAST-Base-Frame-400.pth``), into an AST
 lobe built for fine-tuning, with the positional embedding adapted to the
 lobe's strides and length. :func:`read_ssast_checkpoint` reads either file
-into :class:`speechbrain_ast.pretrained.ImportedAST` (the converter's
+into :class:`speechbrain_ast.weights.pretrained.ImportedAST` (the converter's
 entry point).
 
 Authors
@@ -40,9 +40,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from speechbrain_ast.model import AST, NUM_TOKENS, patch_grid
-from speechbrain_ast.pos_embed import adapt_pos_embed
-from speechbrain_ast.pretrained import (
+from speechbrain_ast.model.lobe import AST, NUM_TOKENS, patch_grid
+from speechbrain_ast.model.pos_embed import adapt_pos_embed
+from speechbrain_ast.weights.pretrained import (
     AUDIOSET_STATS,
     ImportedAST,
     load_weights,
@@ -206,7 +206,7 @@ class SSAST(nn.Module):
 
     Arguments
     ---------
-    encoder : speechbrain_ast.model.AST
+    encoder : speechbrain_ast.model.lobe.AST
         The lobe to pretrain; its strides must equal its patch size (no
         overlap while pretraining). Its patchout is not applied here.
     mask_patch : int
@@ -258,7 +258,7 @@ class SSAST(nn.Module):
         super().__init__()
         if not isinstance(encoder, AST):
             raise TypeError(
-                f"SSAST needs a speechbrain_ast.model.AST encoder; got "
+                f"SSAST needs a speechbrain_ast.model.lobe.AST encoder; got "
                 f"{type(encoder).__name__}."
             )
         pf, pt = encoder.patch_size
@@ -475,7 +475,7 @@ def save_ssast_encoder(model, path, norm_stats=AUDIOSET_STATS):
 
     Arguments
     ---------
-    model : SSAST or speechbrain_ast.model.AST
+    model : SSAST or speechbrain_ast.model.lobe.AST
         The pretraining model (its encoder is saved) or a lobe.
     path : str or path-like
         Output file (e.g. ``<output_folder>/ssast_encoder.pt``).
@@ -611,7 +611,7 @@ def read_ssast_checkpoint(path, input_fdim=128, num_heads=None):
 
     Returns
     -------
-    speechbrain_ast.pretrained.ImportedAST
+    speechbrain_ast.weights.pretrained.ImportedAST
         ``config`` (AST arguments at the pretraining grid and strides),
         ``lobe_state``, no head, ``target_length`` = the pretraining
         length, ``norm_stats``. ``build_from_checkpoint(imported,
@@ -706,13 +706,13 @@ def load_ssast(lobe, path, method="bilinear", input_fdim=128, num_heads=None):
     weights are copied (the patch shape must be the pretraining one; the
     stride may differ, e.g. 10 for 16 x 16 patches or 1 for 128 x 2), and
     the patch positional embedding is adapted from the pretraining grid to
-    the lobe's grid with :func:`speechbrain_ast.pos_embed.adapt_pos_embed`
+    the lobe's grid with :func:`speechbrain_ast.model.pos_embed.adapt_pos_embed`
     (time then frequency: centre cut when shrinking, interpolation when
     growing; the [CLS] and [DIST] embeddings are kept).
 
     Arguments
     ---------
-    lobe : speechbrain_ast.model.AST
+    lobe : speechbrain_ast.model.lobe.AST
         The lobe to initialise, in place.
     path : str or path-like
         A published SSAST checkpoint or an ``ssast_encoder.pt`` (see
@@ -726,7 +726,7 @@ def load_ssast(lobe, path, method="bilinear", input_fdim=128, num_heads=None):
 
     Returns
     -------
-    speechbrain_ast.pretrained.ImportedAST
+    speechbrain_ast.weights.pretrained.ImportedAST
         What was read (its ``config`` is the pretraining one).
 
     Example
@@ -749,7 +749,7 @@ def load_ssast(lobe, path, method="bilinear", input_fdim=128, num_heads=None):
     """
     if not isinstance(lobe, AST):
         raise TypeError(
-            f"load_ssast needs a speechbrain_ast.model.AST lobe; got "
+            f"load_ssast needs a speechbrain_ast.model.lobe.AST lobe; got "
             f"{type(lobe).__name__}."
         )
     imported = read_ssast_checkpoint(path, input_fdim, num_heads)

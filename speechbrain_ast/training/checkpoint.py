@@ -25,7 +25,7 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 from speechbrain.utils.distributed import ddp_barrier
-from speechbrain_ast.distributed import world
+from speechbrain_ast.training.ddp import world
 
 __all__ = [
     "ASTCheckpointer",

@@ -4,7 +4,7 @@ The folder holds ``hyperparams.yaml``, ``embedding_model.ckpt``,
 ``classifier.ckpt`` (plain state dicts) and ``label_encoder.txt``
 (:class:`~speechbrain.dataio.encoder.CategoricalEncoder`'s own format), so
 that ``EncoderClassifier.from_hparams(source=folder, savedir=...)`` and
-:class:`speechbrain_ast.inference.ASTAudioClassifier` load it offline.
+:class:`speechbrain_ast.inference.classifier.ASTAudioClassifier` load it offline.
 
 Authors
  * speechbrain-ast developers
@@ -59,7 +59,7 @@ def load_state_strict(module, path):
     >>> torch.save(torch.nn.Linear(2, 3).state_dict(), path)
     >>> load_state_strict(torch.nn.Linear(2, 3), path)
     """
-    from speechbrain_ast.pretrained import load_weights
+    from speechbrain_ast.weights.pretrained import load_weights
 
     # weights only, and a damaged file is named instead of torch's error
     state = load_weights(path)
@@ -236,8 +236,8 @@ def module_config(module):
     """The constructor arguments that rebuild ``module`` (without weights).
 
     Uses the module's ``config`` dict when it has one; otherwise reads the
-    structure of an :class:`~speechbrain_ast.model.AST` (width, depth,
-    heads, strides, epsilons) or :class:`~speechbrain_ast.model.ASTHead`.
+    structure of an :class:`~speechbrain_ast.model.lobe.AST` (width, depth,
+    heads, strides, epsilons) or :class:`~speechbrain_ast.model.lobe.ASTHead`.
     Dropout and stochastic-depth rates are inference-irrelevant and
     written as 0.
 
@@ -253,7 +253,7 @@ def module_config(module):
 
     Example
     -------
-    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> from speechbrain_ast.model.lobe import AST, ASTHead
     >>> module_config(ASTHead(64, 3))
     {'embed_dim': 64, 'n_classes': 3, 'norm_eps': 1e-05}
     >>> config = module_config(
@@ -268,7 +268,7 @@ def module_config(module):
     >>> config["depth"], config["num_heads"], config["norm_eps"]
     (2, 2, 1e-12)
     """
-    from speechbrain_ast.model import AST, ASTHead
+    from speechbrain_ast.model.lobe import AST, ASTHead
 
     config = getattr(module, "config", None)
     if isinstance(config, dict):
@@ -371,17 +371,17 @@ def export_model_folder(
         The folder to write. An existing non-empty folder is refused unless
         ``overwrite``; with ``overwrite`` only the model files are replaced.
     embedding_model : torch.nn.Module
-        The AST lobe (:class:`speechbrain_ast.model.AST`); rebuilt from its
+        The AST lobe (:class:`speechbrain_ast.model.lobe.AST`); rebuilt from its
         constructor arguments (see :func:`module_config`).
     classifier : torch.nn.Module
-        The head (:class:`speechbrain_ast.model.ASTHead`).
+        The head (:class:`speechbrain_ast.model.lobe.ASTHead`).
     labels : sequence of str
         Class names, index order; as many as the head has outputs, unique.
     frontend_kwargs : dict
-        Keyword arguments of :class:`speechbrain_ast.features.KaldiFbank`
+        Keyword arguments of :class:`speechbrain_ast.features.fbank.KaldiFbank`
         (``target_length=None`` keeps each clip's native length).
     norm_stats : tuple of float
-        ``(mean, std)`` of :class:`speechbrain_ast.features.FixedNormalization`.
+        ``(mean, std)`` of :class:`speechbrain_ast.features.fbank.FixedNormalization`.
     multi_label : bool
         True for sigmoid scores (AudioSet), False for softmax.
     overwrite : bool
@@ -398,7 +398,7 @@ def export_model_folder(
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> from speechbrain_ast.model.lobe import AST, ASTHead
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2)
     >>> head = ASTHead(64, 3)
     >>> folder = export_model_folder(
@@ -511,7 +511,7 @@ def _hyperparams_text(
 ):
     """The text of hyperparams.yaml."""
     lines = [
-        "# AST model folder written by speechbrain_ast.export.",
+        "# AST model folder written by speechbrain_ast.inference.",
         "# Load with speechbrain_ast.inference.ASTAudioClassifier.from_hparams",
         "# or speechbrain.inference.classifiers.EncoderClassifier.from_hparams",
         "# (source=<this folder>, savedir=<any folder>).",
@@ -549,7 +549,7 @@ def _hyperparams_text(
         f"classifier: !new:{_class_path(classifier)}",
         *_yaml_mapping(head_config, 4),
         "",
-        "label_encoder: !apply:speechbrain_ast.export.sized_label_encoder",
+        "label_encoder: !apply:speechbrain_ast.inference.sized_label_encoder",
         "    - !ref <n_classes>",
         "",
         "modules:",
@@ -559,7 +559,7 @@ def _hyperparams_text(
         "    classifier: !ref <classifier>",
         "",
         "# bare file names are looked up in the model folder",
-        "pretrainer: !new:speechbrain_ast.export.ModelFolderPretrainer",
+        "pretrainer: !new:speechbrain_ast.inference.ModelFolderPretrainer",
         "    loadables:",
         "        embedding_model: !ref <embedding_model>",
         "        classifier: !ref <classifier>",

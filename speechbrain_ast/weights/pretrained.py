@@ -32,8 +32,8 @@ from typing import Optional
 
 import torch
 
-from speechbrain_ast.model import AST, NUM_TOKENS, ASTHead, patch_grid
-from speechbrain_ast.pos_embed import adapt_pos_embed
+from speechbrain_ast.model.lobe import AST, NUM_TOKENS, ASTHead, patch_grid
+from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 logger = logging.getLogger(__name__)
 
@@ -515,14 +515,14 @@ def _block_depth(state, prefix):
 def lobe_config(
     lobe_state, input_fdim, input_tdim, patch_size, fstride, tstride
 ):
-    """The :class:`~speechbrain_ast.model.AST` arguments of a lobe state
+    """The :class:`~speechbrain_ast.model.lobe.AST` arguments of a lobe state
     dict in our key layout, given its input and patch geometry: width,
     depth, heads (64 channels each, the DeiT/ViT rule), MLP ratio and QKV
     bias read from the weights.
 
     Example
     -------
-    >>> from speechbrain_ast.model import AST
+    >>> from speechbrain_ast.model.lobe import AST
     >>> lobe = AST(input_tdim=32, embed_dim=64, depth=2, num_heads=1)
     >>> state = lobe.state_dict()
     >>> config = lobe_config(state, 128, 32, 16, 10, 10)

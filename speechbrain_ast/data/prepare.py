@@ -14,7 +14,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from speechbrain_ast.audio import AudioError, audio_info
+from speechbrain_ast.data.audio import AudioError, audio_info
 
 __all__ = [
     "OPTIONS_FILE",
@@ -169,7 +169,7 @@ def raise_for_bad_audio(problems, total, what, advice):
     >>> raise_for_bad_audio(["a.wav: empty"], 3, "clips", "replace them")
     Traceback (most recent call last):
      ...
-    speechbrain_ast.audio.AudioError: 1 of 3 clips cannot be used; replace them:
+    speechbrain_ast.data.audio.AudioError: 1 of 3 clips cannot be used; replace them:
       a.wav: empty
     """
     if problems:
@@ -192,7 +192,7 @@ def check_manifests(manifests, num_workers=4):
 
     Raises
     ------
-    speechbrain_ast.audio.AudioError
+    speechbrain_ast.data.audio.AudioError
         Listing every missing, empty or unreadable file and its manifest.
 
     Example
@@ -204,7 +204,7 @@ def check_manifests(manifests, num_workers=4):
     >>> check_manifests([manifest])
     Traceback (most recent call last):
      ...
-    speechbrain_ast.audio.AudioError: 1 of 1 audio files listed in ...
+    speechbrain_ast.data.audio.AudioError: 1 of 1 audio files listed in ...
     """
     listed = []
     for manifest in manifests:

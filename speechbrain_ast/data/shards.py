@@ -46,7 +46,7 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 from speechbrain.utils.logger import get_logger
-from speechbrain_ast.audio import AudioError, resample
+from speechbrain_ast.data.audio import AudioError, resample
 
 __all__ = [
     "INDEX_FILE",
@@ -477,7 +477,7 @@ def read_clip_list(folder):
     -------
     ids : list of str
     label_lists : list of list of str
-        What :func:`speechbrain_ast.labels.balanced_sample_weights`
+        What :func:`speechbrain_ast.training.labels.balanced_sample_weights`
         takes, in position order.
 
     Example
@@ -501,7 +501,7 @@ def read_clip_list(folder):
 
 
 def decode_audio(data, name="<bytes>", sample_rate=16000):
-    """Decodes audio file bytes as :func:`speechbrain_ast.audio.load_audio`
+    """Decodes audio file bytes as :func:`speechbrain_ast.data.audio.load_audio`
     reads the file (mono by the channel mean, float32, resampled).
 
     Arguments
@@ -698,7 +698,7 @@ class ShardStream(IterableDataset):
     ``T`` on every rank, as DDP needs equal step counts.
 
     Evaluation (``train=False``). Rank ``r`` gets positions ``r, r + R,
-    ...`` (as :class:`speechbrain_ast.distributed.ShardSampler`, so the
+    ...`` (as :class:`speechbrain_ast.training.ddp.ShardSampler`, so the
     recipe's gathering puts scores back in position order = manifest
     order), in order, in batches of ``batch_size``; every clip once.
 
@@ -1072,7 +1072,7 @@ def make_shard_loaders(
     ---------
     shards : str
         The folder holding the split folders.
-    encoder : speechbrain_ast.labels.MultiHotEncoder
+    encoder : speechbrain_ast.training.labels.MultiHotEncoder
         Label order of the targets.
     batch_size : int
     num_workers : int
@@ -1081,7 +1081,7 @@ def make_shard_loaders(
         Seeds every epoch's plan (with the epoch number).
     balanced : bool
         Balanced resampling: per-clip weights from
-        :func:`speechbrain_ast.labels.balanced_sample_weights` over the
+        :func:`speechbrain_ast.training.labels.balanced_sample_weights` over the
         clips' labels (``clips.csv``), drawn by :func:`balanced_repeats`.
     buffer_size : int
         Shuffle buffer in clips.
@@ -1101,7 +1101,7 @@ def make_shard_loaders(
     Example
     -------
     >>> import tempfile, numpy as np, soundfile as sf
-    >>> from speechbrain_ast.labels import MultiHotEncoder
+    >>> from speechbrain_ast.training.labels import MultiHotEncoder
     >>> tmp = tempfile.mkdtemp()
     >>> clips = []
     >>> for i in range(4):
@@ -1118,7 +1118,7 @@ def make_shard_loaders(
     >>> batch.id, batch.target.data.tolist()
     (['c0', 'c1'], [[1.0, 0.0], [1.0, 0.0]])
     """
-    from speechbrain_ast.labels import balanced_sample_weights
+    from speechbrain_ast.training.labels import balanced_sample_weights
 
     decode = DecodeClip(encoder, sample_rate)
     train_folder = os.path.join(shards, "train")

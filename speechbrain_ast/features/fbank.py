@@ -857,8 +857,11 @@ def compute_norm_stats(
     >>> -20 < mean < 10 and 0 < std < 20
     True
     """
-    from speechbrain_ast.audio import load_audio
-    from speechbrain_ast.dataprep import check_audio_files, raise_for_bad_audio
+    from speechbrain_ast.data.audio import load_audio
+    from speechbrain_ast.data.prepare import (
+        check_audio_files,
+        raise_for_bad_audio,
+    )
 
     paths = _manifest_paths(files_or_manifest, wav_column, replacements)
     # headers first: every bad file in one list, before hours of decoding

@@ -494,15 +494,15 @@ def init_from_pretrained(
     ``ssl_pretrain`` (a published SSAST checkpoint such as
     ``SSAST-Base-Patch-400.pth`` or an ``ssast_encoder.pt`` of
     ``recipes/SSAST/pretrain.py``), that self-supervised encoder
-    (:func:`speechbrain_ast.ssast.load_ssast`: the patch shape must be the
+    (:func:`speechbrain_ast.ssast.model.load_ssast`: the patch shape must be the
     pretraining one, the strides and length may differ, the positional
     embedding is adapted). Else, with ``imagenet_pretrain`` (a timm DeiT
-    name), the DeiT weights (:func:`speechbrain_ast.pretrained.load_deit`).
+    name), the DeiT weights (:func:`speechbrain_ast.weights.pretrained.load_deit`).
     Else nothing (random initialisation, "from scratch").
 
     Arguments
     ---------
-    embedding_model : speechbrain_ast.model.AST
+    embedding_model : speechbrain_ast.model.lobe.AST
     audioset_pretrain : str or False
     ssl_pretrain : str or False
     imagenet_pretrain : str or False
@@ -522,13 +522,13 @@ def init_from_pretrained(
 
     Example
     -------
-    >>> from speechbrain_ast.model import AST
+    >>> from speechbrain_ast.model.lobe import AST
     >>> init_from_pretrained(
     ...     AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
     ... )
     'random initialisation'
     """
-    from speechbrain_ast import pretrained
+    from speechbrain_ast.weights import pretrained
 
     if audioset_pretrain:
         if not os.path.exists(audioset_pretrain):
@@ -580,9 +580,9 @@ def _stride_flags(patch):
 
 
 def _load_ssl(embedding_model, path, pos_embed):
-    """:func:`speechbrain_ast.ssast.load_ssast` with the recipe's flags in
+    """:func:`speechbrain_ast.ssast.model.load_ssast` with the recipe's flags in
     the error of a patch shape that does not fit."""
-    from speechbrain_ast.ssast import load_ssast, read_ssast_checkpoint
+    from speechbrain_ast.ssast.model import load_ssast, read_ssast_checkpoint
 
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -632,7 +632,7 @@ def log_jsonl(output_folder, record):
 def save_predictions(output_folder, result):
     """Writes ``<output_folder>/test_predictions.pt`` with the ``ids``,
     ``scores`` and ``targets`` of an evaluation (main process only): the
-    input of :func:`speechbrain_ast.ensemble.ensemble_predictions`.
+    input of :func:`speechbrain_ast.training.ensemble.ensemble_predictions`.
 
     Example
     -------

@@ -22,7 +22,7 @@ import torch.nn as nn
 from timm.layers import Attention, trunc_normal_
 from timm.models.vision_transformer import Block
 
-from speechbrain_ast.pos_embed import adapt_pos_embed
+from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 NUM_TOKENS = 2  # [CLS] and [DIST]
 

@@ -1,0 +1,2 @@
+"""Deployment on CPUs: ONNX export and runtimes (``onnx``), int8 dynamic
+quantization (``quantize``), bf16/fp16 inference (``precision``)."""

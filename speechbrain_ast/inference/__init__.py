@@ -1,0 +1,17 @@
+"""Inference: the model folder an ``EncoderClassifier`` loads offline
+(``model_folder``: writer and reader) and :class:`ASTAudioClassifier`
+(``classifier``: lengths-aware scores and top-k labels)."""
+
+from speechbrain_ast.inference.classifier import ASTAudioClassifier
+from speechbrain_ast.inference.model_folder import (
+    ModelFolderPretrainer,
+    export_model_folder,
+    sized_label_encoder,
+)
+
+__all__ = [
+    "ASTAudioClassifier",
+    "ModelFolderPretrainer",
+    "export_model_folder",
+    "sized_label_encoder",
+]
