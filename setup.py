@@ -12,7 +12,7 @@ with open("README.md", encoding="utf-8") as f:
 
 setup(
     name="speechbrain_ast",
-    version="0.1.0",
+    version="0.2.0",
     description="Audio Spectrogram Transformer (AST) for SpeechBrain",
     long_description=long_description,
     long_description_content_type="text/markdown",
@@ -20,9 +20,9 @@ setup(
     package_data={"speechbrain_ast": ["label_files/*.csv", "label_files/*.md"]},
     python_requires=">=3.11",
     install_requires=[
-        "torch>=2.1",
-        "torchaudio>=2.1",
-        "torchvision>=0.16",
+        "torch>=2.3",
+        "torchaudio>=2.3",
+        "torchvision>=0.18",
         "speechbrain>=1.0,<1.2",
         "hyperpyyaml>=1.2",
         "timm>=0.9,<2",
@@ -46,6 +46,8 @@ setup(
         ],
         # tag --plot and the benchmark plots
         "plot": ["matplotlib>=3.5"],
+        # WebDataset tar shards (speechbrain_ast.data.shards, AudioSet)
+        "shards": ["webdataset>=1.0"],
         # ONNX export and the ONNX Runtime / OpenVINO backends of tag
         "deploy": [
             "onnx>=1.16",

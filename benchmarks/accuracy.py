@@ -1,6 +1,6 @@
 """Accuracy side of the speed options: patchout training against full
 training, and int8 inference against float32, on the learnable synthetic
-sound classes of ``scripts/synthetic`` (the recipes' test data).
+sound classes of ``speechbrain_ast.testing`` (the recipes' test data).
 
 A small AST (64 wide, 2 blocks, 16 x 16 patches with overlap, from
 scratch) is trained with the same seed, data and batches with and without
@@ -23,25 +23,18 @@ Authors
 """
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-if not __package__:  # run as a file: the repository root holds ``scripts``
-    sys.path.insert(
-        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    )
-
-from scripts.synthetic.signals import class_signal  # noqa: E402
 from speechbrain_ast.deploy.quantize import quantize_int8  # noqa: E402
-from speechbrain_ast.features.fbank import (  # noqa: E402
+from speechbrain_ast.features import (  # noqa: E402
     FixedNormalization,
     KaldiFbank,
 )
 from speechbrain_ast.model.lobe import AST, ASTHead  # noqa: E402
+from speechbrain_ast.testing.signals import class_signal  # noqa: E402
 
 
 def make_split(n_classes, per_class, duration, seed):

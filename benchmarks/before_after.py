@@ -16,16 +16,14 @@ Authors
 import argparse
 import os
 import subprocess
-import sys
 import types
 
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
-from benchmarks.timing import compare, machine  # noqa: E402
+from timing import compare, machine  # noqa: E402
+
 from speechbrain_ast.model.lobe import AST  # noqa: E402
 
 

@@ -80,7 +80,7 @@ def build_rows(size, tmp, threads):
     from speechbrain_ast.deploy.onnx import export_features_onnx
     from speechbrain_ast.deploy.precision import cast_for_inference
     from speechbrain_ast.deploy.quantize import quantize_int8
-    from speechbrain_ast.weights.pretrained import build_from_checkpoint
+    from speechbrain_ast.weights import build_from_checkpoint
 
     frames = FRAMES[size]
     config = ASTConfig(

@@ -33,17 +33,12 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 
 import numpy as np
 import soundfile as sf
 import torch
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
@@ -176,7 +171,7 @@ def _per_clip_ms(fn, items):
 
 
 def _tiny_model(target_length, n_classes):
-    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.features import FixedNormalization, KaldiFbank
     from speechbrain_ast.model.lobe import AST, ASTHead
 
     torch.manual_seed(0)
@@ -210,12 +205,8 @@ def run(clips_n, duration, workers, batch_size, quick):
     >>> sorted(out["pipeline"])
     ['files', 'shards']
     """
-    from speechbrain_ast.data.audio import load_audio
-    from speechbrain_ast.data.shards import (
-        decode_audio,
-        read_shard,
-        write_shards,
-    )
+    from speechbrain_ast.data.audio import decode_audio, load_audio
+    from speechbrain_ast.data.shards import read_shard, write_shards
     from speechbrain_ast.training.labels import MultiHotEncoder
 
     tmp = tempfile.mkdtemp(prefix="input_pipeline_")

@@ -4,7 +4,7 @@ model initialised by SSAST pretraining on the training clips' own audio, and
 SpeechBrain's xvector peer, on one speaker-disjoint split of real speech.
 
 The data: the Free Spoken Digit Dataset (10 digits, 6 speakers, 8 kHz) in
-the Speech Commands layout (``scripts/synthetic/fsdd_speech_commands.py``),
+the Speech Commands layout (``speechbrain_ast/testing/fsdd_speech_commands.py``),
 trained on four speakers, validated on one and tested on the sixth, whom no
 model hears before the test. What runs, one after the other, all on the
 manifests the Speech Commands recipe prepares (the same clips for all):
@@ -52,8 +52,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a file: the repository root holds scripts
-    sys.path.insert(0, ROOT)
 
 SPLIT = {"valid_speakers": ("theo",), "test_speakers": ("jackson",)}
 DEFAULT_RECORDINGS = os.path.join(
@@ -325,17 +323,22 @@ def fit_check(manifest, classes, clips=256, steps=200, seed=0):
         name -> {"train_acc", "clean_loss", "seconds"}.
     """
     import torch
+    import torch.nn.functional as F
 
     from speechbrain_ast.data.audio import load_audio
-    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.features import FixedNormalization, KaldiFbank
     from speechbrain_ast.model.lobe import ASTHead
     from speechbrain_ast.training.augment import (
         Mixup,
         NoiseAndRoll,
         SpecAugment,
     )
-    from speechbrain_ast.training.losses import classification_loss
     from speechbrain_ast.training.optim import make_optimizer
+
+    def classification_loss(logits, targets, loss):
+        if loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, targets)
+        return F.cross_entropy(logits, targets)
 
     rows = _manifest(manifest)
     order = torch.randperm(
@@ -422,8 +425,11 @@ def main(argv=None):
         parser.error("--epochs and --ssast_epochs must be at least 1")
     if not os.path.isdir(args.recordings):
         parser.error(f"--recordings {args.recordings!r} is not a folder")
-    from benchmarks.deploy import cpu_record
-    from scripts.synthetic.fsdd_speech_commands import make_fsdd_speech_commands
+    from deploy import cpu_record
+
+    from speechbrain_ast.testing.fsdd_speech_commands import (
+        make_fsdd_speech_commands,
+    )
 
     skip = set(filter(None, args.skip.split(",")))
     digits = (0, 1, 2) if args.quick else tuple(range(10))

@@ -29,7 +29,7 @@ TRAIN_OUT="$OUT/train"
 
 echo "== 1/3 synthetic ESC-50-layout dataset in $DATA"
 if [ ! -f "$DATA/meta/esc50.csv" ]; then
-    python -m scripts.synthetic.esc50 "$DATA" --n_classes 5 \
+    python -m speechbrain_ast.testing.esc50 "$DATA" --n_classes 5 \
         --clips_per_fold 6 --duration 1.5 --sample_rate 44100
 else
     echo "(exists, reused)"

@@ -50,8 +50,6 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a file: the repository root holds scripts
-    sys.path.insert(0, ROOT)
 
 PACKAGE = "speechbrain.integrations.audio_spectrogram_transformer"
 PACKAGE_DIR = os.path.join(*PACKAGE.split("."))
@@ -60,8 +58,9 @@ MARK_BEGIN = (
     "<!-- audio spectrogram transformer: begin (scripts/upstream.py) -->"
 )
 MARK_END = "<!-- audio spectrogram transformer: end -->"
-# the package docstring is written for upstream below
-LIBRARY_SKIP = {"__init__.py"}
+# the package docstring is written for upstream below; ``testing`` (our test
+# data generators) stays here: upstream's tests bring their own samples
+LIBRARY_SKIP = {"__init__.py", "testing"}
 # the integration's own dependencies, beyond upstream's
 INTEGRATION_REQUIREMENTS = ["timm>=0.9", "safetensors>=0.4"]
 CODESPELL_WORDS = ["fpr", "passt"]
@@ -185,7 +184,7 @@ def rename_package(text):
     Example
     -------
     >>> rename_package("from speechbrain_ast.model.lobe import AST")
-    'from speechbrain.integrations.audio_spectrogram_transformer.model import AST'
+    'from speechbrain.integrations.audio_spectrogram_transformer.model.lobe import AST'
     """
     return re.sub(r"\bspeechbrain_ast\b", PACKAGE, text)
 
@@ -398,7 +397,9 @@ def library_files():
     src = os.path.join(ROOT, "speechbrain_ast")
     files = {}
     for folder, dirs, names in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("__"))
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith("__") and d not in LIBRARY_SKIP
+        )
         rel_folder = os.path.relpath(folder, src)
         for name in sorted(names):
             rel = os.path.normpath(os.path.join(rel_folder, name))
@@ -426,7 +427,9 @@ def library_data():
     out = {}
     src = os.path.join(ROOT, "speechbrain_ast")
     for folder, dirs, names in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("__"))
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith("__") and d not in LIBRARY_SKIP
+        )
         for name in sorted(names):
             if name.endswith((".py", ".pyc")):
                 continue
@@ -642,8 +645,8 @@ def merge_lines(existing, lines):
 def sample_data(root):
     """Generates the small Speech Commands and AudioSet sample folders
     (deterministic) and returns ``{relpath: bytes}``."""
-    from scripts.synthetic.audioset import make_audioset
-    from scripts.synthetic.speech_commands import make_speech_commands
+    from speechbrain_ast.testing.audioset import make_audioset
+    from speechbrain_ast.testing.speech_commands import make_speech_commands
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

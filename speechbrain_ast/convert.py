@@ -45,121 +45,31 @@ Authors
 """
 
 import argparse
-import csv
-import json
 import logging
 import os
 import sys
 
 import torch
 
-from speechbrain_ast.features.fbank import DATASET_STATS
-from speechbrain_ast.inference.model_folder import export_model_folder
+from speechbrain_ast.features import DATASET_STATS
+from speechbrain_ast.inference.model_folder import (
+    check_out_dir,
+    export_model_folder,
+)
+from speechbrain_ast.weights import (
+    build_from_checkpoint,
+    is_ssast_checkpoint,
+    read_hf_checkpoint,
+    read_labels,
+    read_reference_checkpoint,
+    read_ssast_checkpoint,
+    shipped_labels,
+)
+from speechbrain_ast.weights.labels import AUDIOSET_CLASSES, PUBLISHED_TASKS
 
-__all__ = [
-    "convert_checkpoint",
-    "is_ssast_checkpoint",
-    "read_labels",
-    "shipped_labels",
-    "main",
-]
+__all__ = ["convert_checkpoint", "main"]
 
 logger = logging.getLogger(__name__)
-
-AUDIOSET_CLASSES = 527
-
-LABEL_FILES = os.path.join(os.path.dirname(__file__), "label_files")
-
-# The published reference checkpoints by class count: their dataset, its
-# label file in LABEL_FILES and whether the reference trained it with BCE
-# (sigmoid scores) rather than cross-entropy (softmax).
-PUBLISHED_TASKS = {
-    AUDIOSET_CLASSES: ("AudioSet", "class_labels_indices.csv", True),
-    50: ("ESC-50", "esc_class_labels_indices.csv", False),
-    35: ("Speech Commands V2", "speechcommands_class_labels_indices.csv", True),
-}
-
-
-def read_labels(path):
-    """Class names in index order from a label file.
-
-    Arguments
-    ---------
-    path : str
-        Either a CSV with a header holding ``index`` and ``display_name``
-        (AudioSet's ``class_labels_indices.csv``: index, mid, display_name)
-        or a text file with one label per line (line order = index).
-
-    Returns
-    -------
-    list of str
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels.csv")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write(
-    ...         'index,mid,display_name\\n1,/m/b,"Bark, dog"\\n0,/m/a,Speech\\n'
-    ...     )
-    >>> read_labels(path)
-    ['Speech', 'Bark, dog']
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"label file {path!r} does not exist.")
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
-    lines = text.splitlines()
-    header = [h.strip() for h in next(csv.reader(lines[:1]), [])]
-    if "index" in header and "display_name" in header:
-        by_index = {}
-        for row in csv.DictReader(lines):
-            try:
-                index = int(row["index"])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{path!r}: bad index {row.get('index')!r} in row {row}."
-                ) from None
-            by_index[index] = row["display_name"].strip()
-        if sorted(by_index) != list(range(len(by_index))):
-            raise ValueError(
-                f"{path!r}: the indices are not 0..{len(by_index) - 1} "
-                "without gaps: fix the label file."
-            )
-        return [by_index[i] for i in range(len(by_index))]
-    labels = [line.strip() for line in lines if line.strip()]
-    if not labels:
-        raise ValueError(f"label file {path!r} holds no labels.")
-    return labels
-
-
-def shipped_labels(n_classes):
-    """The shipped label file of a published checkpoint's class count.
-
-    Arguments
-    ---------
-    n_classes : int
-        The checkpoint's number of classes.
-
-    Returns
-    -------
-    tuple of (str, str) or None
-        ``(dataset, path)`` for 527 (AudioSet), 50 (ESC-50) and 35 (Speech
-        Commands V2) classes; None for any other count.
-
-    Example
-    -------
-    >>> dataset, path = shipped_labels(527)
-    >>> dataset, read_labels(path)[:2]
-    ('AudioSet', ['Speech', 'Male speech, man speaking'])
-    >>> shipped_labels(10) is None
-    True
-    """
-    if n_classes not in PUBLISHED_TASKS:
-        return None
-    dataset, name, _ = PUBLISHED_TASKS[n_classes]
-    return dataset, os.path.join(LABEL_FILES, name)
 
 
 def _default_multi_label(n_classes, problem_type):
@@ -256,20 +166,11 @@ def convert_checkpoint(
     >>> sorted(os.listdir(out))[0]
     'classifier.ckpt'
     """
-    from speechbrain_ast.weights.pretrained import (
-        build_from_checkpoint,
-        read_hf_checkpoint,
-        read_reference_checkpoint,
-    )
-
     src = os.fspath(src)
     out_dir = os.fspath(out_dir)
-    _refuse_existing(out_dir, overwrite)
-    hf_config = {}
+    check_out_dir(out_dir, overwrite)  # before any reading
     if os.path.isdir(src):
         imported = read_hf_checkpoint(src)
-        with open(os.path.join(src, "config.json"), encoding="utf-8") as f:
-            hf_config = json.load(f)
         source_format = "huggingface"
     elif os.path.isfile(src) and is_ssast_checkpoint(src):
         return _convert_ssast(
@@ -339,80 +240,22 @@ def convert_checkpoint(
         )
     if multi_label is None:
         multi_label, why = _default_multi_label(
-            n_classes, hf_config.get("problem_type")
+            n_classes, imported.problem_type
         )
         if why:
             logger.info("sigmoid scores (%s; --single-label for softmax)", why)
     lobe, head, imported = build_from_checkpoint(imported)
-    frontend = {
-        "sample_rate": 16000,
-        "n_mels": imported.config["input_fdim"],
-        "target_length": None if native_length else imported.target_length,
-    }
-    return export_model_folder(
+    return _write_folder(
+        src,
         out_dir,
-        lobe,
-        head,
+        (lobe, head, imported),
         labels,
-        frontend,
-        imported.norm_stats if norm_stats is None else norm_stats,
+        native_length=native_length,
+        norm_stats=norm_stats,
         multi_label=multi_label,
         overwrite=overwrite,
-        extra={
-            "converted_from": os.path.basename(os.path.normpath(src)),
-            "source_format": source_format,
-            "checkpoint_target_length": int(imported.target_length),
-            "labels_from": labels_from,
-        },
+        extra={"source_format": source_format, "labels_from": labels_from},
     )
-
-
-def is_ssast_checkpoint(path):
-    """Whether ``path`` holds a self-supervised SSAST encoder: a reference
-    state dict with ``v.*`` and ``mask_embed`` keys (with or without the
-    ``module.`` prefix) or an ``ssast_encoder.pt`` of
-    ``recipes/SSAST/pretrain.py``.
-
-    Arguments
-    ---------
-    path : str
-        A checkpoint file.
-
-    Returns
-    -------
-    bool
-
-    Example
-    -------
-    >>> import os, tempfile, torch
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.pth")
-    >>> torch.save({"module.v.cls_token": torch.zeros(1)}, path)
-    >>> is_ssast_checkpoint(path)
-    False
-    >>> torch.save(
-    ...     {
-    ...         "module.v.cls_token": torch.zeros(1),
-    ...         "module.mask_embed": torch.zeros(1),
-    ...     },
-    ...     path,
-    ... )
-    >>> is_ssast_checkpoint(path)
-    True
-    """
-    from speechbrain_ast.ssast.model import ENCODER_FORMAT
-    from speechbrain_ast.weights.pretrained import load_weights
-
-    content = load_weights(path)
-    if not isinstance(content, dict):
-        return False
-    if content.get("format") == ENCODER_FORMAT:
-        return True
-    keys = {
-        k[len("module.") :] if k.startswith("module.") else k
-        for k in content
-        if isinstance(k, str)
-    }
-    return "mask_embed" in keys and any(k.startswith("v.") for k in keys)
 
 
 # the fresh head of an SSAST conversion is drawn with this seed
@@ -434,9 +277,6 @@ def _convert_ssast(
 ):
     """An SSAST encoder and a fresh head into a model folder (see the
     module docstring)."""
-    from speechbrain_ast.ssast.model import read_ssast_checkpoint
-    from speechbrain_ast.weights.pretrained import build_from_checkpoint
-
     if any(stride is not None for stride in strides):
         raise ValueError(
             f"--fstride/--tstride do not apply to the SSAST encoder {src!r}:"
@@ -477,6 +317,37 @@ def _convert_ssast(
         imported.target_length,
         len(labels),
     )
+    return _write_folder(
+        src,
+        out_dir,
+        (lobe, head, imported),
+        labels,
+        native_length=native_length,
+        norm_stats=norm_stats,
+        multi_label=bool(multi_label),
+        overwrite=overwrite,
+        extra={
+            "source_format": "ssast",
+            "labels_from": labels_from,
+            "head": f"untrained, seed {SSAST_HEAD_SEED}",
+        },
+    )
+
+
+def _write_folder(
+    src,
+    out_dir,
+    built,
+    labels,
+    native_length,
+    norm_stats,
+    multi_label,
+    overwrite,
+    extra,
+):
+    """The model folder of a built checkpoint (``build_from_checkpoint``'s
+    lobe, head and ImportedAST): its frontend, statistics and origin."""
+    lobe, head, imported = built
     frontend = {
         "sample_rate": 16000,
         "n_mels": imported.config["input_fdim"],
@@ -489,30 +360,15 @@ def _convert_ssast(
         labels,
         frontend,
         imported.norm_stats if norm_stats is None else norm_stats,
-        multi_label=bool(multi_label),
+        multi_label=multi_label,
         overwrite=overwrite,
         extra={
             "converted_from": os.path.basename(os.path.normpath(src)),
-            "source_format": "ssast",
+            "source_format": extra.pop("source_format"),
             "checkpoint_target_length": int(imported.target_length),
-            "labels_from": labels_from,
-            "head": f"untrained, seed {SSAST_HEAD_SEED}",
+            **extra,
         },
     )
-
-
-def _refuse_existing(out_dir, overwrite):
-    """Fails before any reading when the output folder is taken."""
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise FileExistsError(
-            f"output folder {out_dir!r} already exists and is not empty: "
-            "choose another --out, or pass --overwrite to replace its model "
-            "files."
-        )
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise FileExistsError(
-            f"{out_dir!r} exists and is not a folder: choose another --out."
-        )
 
 
 def _parser():

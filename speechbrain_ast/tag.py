@@ -25,157 +25,19 @@ Authors
 
 import argparse
 import json
-import math
 import os
 import sys
 
-import numpy as np
-import soundfile as sf
 import torch
 
 from speechbrain_ast.data.audio import (
     AudioError,
-    audio_info,
+    file_windows,
+    iter_windows,
     load_audio,
-    resample,
 )
 
-__all__ = ["count_windows", "iter_windows", "main", "aggregate"]
-
-
-def count_windows(num_samples, window, hop):
-    """Number of windows over ``num_samples`` samples.
-
-    Windows start at 0, ``hop``, ``2 * hop``, ... before the end; the
-    last one is the first that reaches the end (it may be shorter than
-    ``window``).
-
-    Arguments
-    ---------
-    num_samples : int
-        Length of the recording (any unit, e.g. samples).
-    window : int
-        Window length, same unit.
-    hop : int
-        Distance between window starts, same unit.
-
-    Returns
-    -------
-    int
-        At least 1 for a non-empty recording.
-
-    Example
-    -------
-    >>> count_windows(60 * 16000, 10 * 16000, 5 * 16000)
-    11
-    >>> count_windows(62, 10, 5), count_windows(7, 10, 5)
-    (12, 1)
-    >>> count_windows(100, 10, 30)  # gaps: starts 0, 30, 60, 90
-    4
-    """
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"window ({window}) and hop ({hop}) must be > 0.")
-    if num_samples <= window:
-        return 1
-    # the first window that reaches the end is the last; with gaps
-    # (hop > window) no window starts at or past the end
-    return min(
-        1 + math.ceil((num_samples - window) / hop),
-        math.ceil(num_samples / hop),
-    )
-
-
-def iter_windows(path, window_s, hop_s, sample_rate=16000):
-    """Streams the windows of an audio file, mono, at ``sample_rate``.
-
-    The file is read block by block (at most one window plus one hop in
-    memory); each window is downmixed and resampled as a whole, as a
-    standalone clip would be.
-
-    Arguments
-    ---------
-    path : str
-        An audio file soundfile reads.
-    window_s : float
-        Window length in seconds.
-    hop_s : float
-        Hop between window starts in seconds.
-    sample_rate : int
-        The rate of the returned windows.
-
-    Yields
-    ------
-    start_s : float
-        Window start in seconds.
-    end_s : float
-        Window end in seconds (the file's end for the last window).
-    wav : torch.Tensor
-        ``[samples]`` float32 mono at ``sample_rate``.
-
-    Raises
-    ------
-    AudioError
-        For a missing, empty, unreadable or truncated file, or NaN/Inf
-        samples (raised when the bad block is reached).
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
-    >>> sf.write(path, np.zeros((25 * 800, 2)), 8000)
-    >>> [(s, e, w.shape[0]) for s, e, w in iter_windows(path, 1.0, 0.5)]
-    ... # doctest: +NORMALIZE_WHITESPACE
-    [(0.0, 1.0, 16000), (0.5, 1.5, 16000), (1.0, 2.0, 16000),
-     (1.5, 2.5, 16000)]
-    """
-    path = os.fspath(path)
-    file_rate, frames, _ = audio_info(path)
-    window = max(1, round(window_s * file_rate))
-    hop = max(1, round(hop_s * file_rate))
-    n_windows = count_windows(frames, window, hop)
-    try:
-        with sf.SoundFile(path) as f:
-            buf = np.zeros(0, dtype=np.float32)
-            buf_start = 0  # file position of buf[0]
-            for k in range(n_windows):
-                start = k * hop
-                end = min(start + window, frames)
-                # forget what lies before this window
-                drop = min(max(0, start - buf_start), buf.shape[0])
-                buf, buf_start = buf[drop:], buf_start + drop
-                while buf_start < start:  # hop > window: skip the gap
-                    skip = min(start - buf_start, window)
-                    _read_mono(f, path, skip)
-                    buf_start += skip
-                need = end - (buf_start + buf.shape[0])
-                if need > 0:
-                    buf = np.concatenate([buf, _read_mono(f, path, need)])
-                wav = torch.from_numpy(buf[: end - start].copy())
-                if file_rate != sample_rate:
-                    wav = resample(wav, file_rate, sample_rate)
-                yield start / file_rate, end / file_rate, wav
-    except (RuntimeError, OSError) as err:
-        raise AudioError(
-            f"Cannot decode {path!r} ({err}): the file is damaged or cut "
-            "short. Re-copy or re-download it, or remove it."
-        ) from err
-
-
-def _read_mono(f, path, count):
-    """Reads ``count`` frames from an open SoundFile, downmixed, checked."""
-    data = f.read(count, dtype="float32", always_2d=True)
-    if data.shape[0] < count:
-        raise AudioError(
-            f"Audio file {path!r} is truncated: it holds fewer samples than "
-            "its header declares. Re-copy or re-download it."
-        )
-    mono = data.mean(axis=1)
-    if not np.isfinite(mono).all():
-        raise AudioError(
-            f"Audio file {path!r} contains NaN/Inf samples: it was written "
-            "from broken data; regenerate or remove it."
-        )
-    return mono
+__all__ = ["main", "aggregate"]
 
 
 def aggregate(window_scores):
@@ -261,12 +123,7 @@ def _tag_file(model, path, args, progress_factory):
         wav = load_audio(path, model.sample_rate)
         scores = model.scores_from_logits(model.compute_logits(wav[None]))
         return {"file": path, "labels": _topk_json(model, scores, args.top_k)}
-    file_rate, frames, _ = audio_info(path)
-    n = count_windows(
-        frames,
-        max(1, round(args.window * file_rate)),
-        max(1, round(args.hop * file_rate)),
-    )
+    n = file_windows(path, args.window, args.hop)[3]
     with progress_factory(n, os.path.basename(path)) as progress:
         scores, spans = _score_windows(model, path, args, progress)
     agg = aggregate(scores)
@@ -517,7 +374,7 @@ def _load_model(args):
                 f"{args.model!r} is not a file: write one with python -m "
                 "speechbrain_ast.deploy.onnx MODEL_FOLDER --out FILE.onnx."
             )
-        from speechbrain_ast.deploy.onnx import OnnxClassifier
+        from speechbrain_ast.deploy.onnx_runtime import OnnxClassifier
 
         try:
             return OnnxClassifier(

@@ -25,7 +25,7 @@ def kill_after_first_checkpoint(cmd, cwd, env, save_folder, needed):
     env : dict
     save_folder : pathlib.Path
     needed : iterable of str
-        File names (``CKPT.yaml`` is written last by ASTCheckpointer).
+        File names (``CKPT.yaml`` is written last by SafeCheckpointer).
 
     Returns
     -------

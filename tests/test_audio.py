@@ -7,7 +7,12 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.data.audio import AudioError, audio_info, load_audio
+from speechbrain_ast.data.audio import (
+    AudioError,
+    audio_info,
+    decode_audio,
+    load_audio,
+)
 
 
 def _tone(n, sr, freq=440.0, amp=0.5):
@@ -137,3 +142,16 @@ def test_bad_sample_rate(tmp_path):
 
 def test_audio_error_is_value_error():
     assert issubclass(AudioError, ValueError)
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_decoding_bytes_equals_reading_the_file(tmp_path, ext):
+    rng = np.random.default_rng(1)
+    path = tmp_path / f"a.{ext}"
+    sf.write(path, rng.uniform(-0.5, 0.5, (8000, 2)), 8000)
+    assert torch.equal(decode_audio(path.read_bytes()), load_audio(path))
+
+
+def test_decoding_bad_bytes_names_the_clip():
+    with pytest.raises(AudioError, match="clip 'x'.*shard is damaged"):
+        decode_audio(b"not audio" * 50, "clip 'x' (shard-000001.tar)")

@@ -1,5 +1,6 @@
 """Tests for speechbrain_ast.training.augment: SpecAugment against torchaudio's
-masking, mixup consistency and statistics, noise bounds and rolls."""
+masking, mixup consistency and statistics, noise bounds and rolls, and how
+these differ from SpeechBrain's AddNoise and RandomShift."""
 
 import pytest
 import torch
@@ -63,6 +64,12 @@ def test_specaugment_eval_identity_and_zero_widths():
     torch.manual_seed(1)
     out = SpecAugment(freqm=0, timem=1000)(torch.ones(256, 20, 4))
     assert (out.sum(dim=(1, 2)) > 0).all()
+    # where torchaudio's masking, given the bound as it is, often does
+    torch.manual_seed(1)
+    spec = torchaudio.transforms.TimeMasking(1000, iid_masks=True)(
+        torch.ones(256, 1, 4, 20)
+    )
+    assert (spec.sum(dim=(1, 2, 3)) == 0).any()
     with pytest.raises(ValueError, match="batch, time, freq"):
         SpecAugment(8, 8)(torch.ones(20, 4))
 
@@ -180,3 +187,27 @@ def test_noise_and_roll_eval_identity():
     assert torch.equal(NoiseAndRoll().eval()(feats), feats)
     with pytest.raises(ValueError, match="batch, time, freq"):
         NoiseAndRoll()(torch.ones(3, 4))
+
+
+def test_noise_and_roll_are_not_speechbrains_add_noise_and_shift():
+    """Why NoiseAndRoll is ours: SpeechBrain's AddNoise scales its noise to
+    each clip's level (silence stays silent) where the reference's noise has
+    an absolute scale, and its RandomShift shifts the whole batch by one
+    amount where the reference rolls each clip on its own."""
+    from speechbrain.augment.freq_domain import RandomShift
+    from speechbrain.augment.time_domain import AddNoise
+
+    torch.manual_seed(0)
+    silence = torch.zeros(8, 128, 16)
+    noisy = AddNoise(snr_low=0, snr_high=10)(silence.flatten(1), torch.ones(8))
+    assert torch.equal(noisy, torch.zeros_like(noisy))
+    assert (NoiseAndRoll(noise_scale=0.1, max_roll=0)(silence) > 0).all()
+
+    frames = torch.arange(128.0)[None, :, None].expand(64, 128, 2)
+    frames = frames.contiguous()
+    shifted, _ = RandomShift(min_shift=-10, max_shift=9, dim=1)(
+        frames, torch.ones(64)
+    )
+    rolled = NoiseAndRoll(noise_scale=0.0, max_roll=10)(frames)
+    assert len(set(shifted[:, 0, 0].tolist())) == 1
+    assert len(set(rolled[:, 0, 0].tolist())) > 5

@@ -95,12 +95,12 @@ def test_compile_variants_are_separate_graphs(monkeypatch):
     would share one graph whatever the config)."""
     import torch
     import torch._inductor.freezing as freezing
+    from sections.compiled import compile_variants
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
     from torch._dynamo.utils import counters
 
     from speechbrain_ast.model.lobe import AST
 
-    module = _load_script()
     frozen_builds = []
     freeze = freezing.freeze
     monkeypatch.setattr(
@@ -112,7 +112,7 @@ def test_compile_variants_are_separate_graphs(monkeypatch):
     counters.clear()
     lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2).eval()
     feats = torch.randn(1, 64, 128)
-    compiled, _ = module.compile_variants(lobe, feats)
+    compiled, _ = compile_variants(lobe, feats)
     graphs = counters["stats"]["unique_graphs"]
     assert graphs > 0 and graphs % 2 == 0 and frozen_builds
     # one cache entry per variant for the lobe's forward, each with its own
@@ -159,19 +159,11 @@ def test_update_refuses_a_file_it_did_not_write(tmp_path):
     assert other.read_text() == "[1, 2]"
 
 
-def _load_script():
-    """benchmarks/run.py as a module, loaded in this process."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _parse_args():
     """The script's argument parser, loaded in this process."""
-    return _load_script().parse_args
+    from run import parse_args
+
+    return parse_args
 
 
 def test_gpu_inference_section_runs_on_cpu(monkeypatch):
@@ -179,12 +171,12 @@ def test_gpu_inference_section_runs_on_cpu(monkeypatch):
     8192^3 matmul roof stubbed, bf16 autocast as on a GPU), so that its
     Python, autocast and table are exercised on a machine without a GPU;
     its figures have not been measured on a GPU yet."""
-    module = _load_script()
-    monkeypatch.setattr(module, "matmul_gflops", lambda *a, **k: 1.0)
-    bench = module.Bench(
-        module.parse_args(["--tiny", "--quick", "--dtype", "bf16"])
-    )
-    module.bench_latency_gpu(bench)
+    from sections import latency
+    from sections.common import Bench
+
+    monkeypatch.setattr(latency, "matmul_gflops", lambda *a, **k: 1.0)
+    bench = Bench(_parse_args()(["--tiny", "--quick", "--dtype", "bf16"]))
+    latency.bench_latency_gpu(bench)
     rows = bench.results["latency_gpu"]["rows"]
     assert [row["batch"] for row in rows] == [1, 8, 32]
     for row in rows:
@@ -223,18 +215,14 @@ def test_durations_b8_parsed():
 def test_before_after_bad_revision_is_a_usage_error(capsys):
     """benchmarks/before_after.py names a revision git cannot show, before
     building any model."""
-    import importlib.util
+    import before_after
 
-    path = ROOT / "benchmarks" / "before_after.py"
-    spec = importlib.util.spec_from_file_location("before_after", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     for args, message in (
         (["--rev", "no-such-revision"], "git cannot show"),
         (["--rev", "HEAD", "--threads", "0"], "--threads must be at least 1"),
     ):
         with pytest.raises(SystemExit) as stop:
-            module.main(args)
+            before_after.main(args)
         assert stop.value.code == 2
         assert message in capsys.readouterr().err
 
@@ -242,7 +230,8 @@ def test_before_after_bad_revision_is_a_usage_error(capsys):
 def test_update_records_each_section_s_date(tmp_path):
     """--update keeps the other sections' dates and gives a file written
     before dates were recorded a ``dates`` entry for the rerun section."""
-    update_results = _load_script().update_results
+    from run import update_results
+
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({"results": {"a": 1, "b": 2}, "runs": {}}))
     update_results(str(path), {"a": 3}, "cmd one", date="2026-01-02")

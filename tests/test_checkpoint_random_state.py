@@ -1,7 +1,8 @@
 """The random state as a checkpoint recoverable (``RandomState``): after
 loading, the draws of torch, CUDA, numpy and Python's ``random`` are the
-draws made right after saving; through ``ASTCheckpointer``: old
-checkpoints without it, damaged files, intra-epoch checkpoints and DDP.
+draws made right after saving, where SpeechBrain's ``SaveableGenerator``
+misses some; through ``SafeCheckpointer``: old checkpoints without it,
+damaged files, intra-epoch checkpoints and DDP.
 
 Authors
  * speechbrain-ast developers
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ast.training.checkpoint import ASTCheckpointer, RandomState
+from speechbrain_ast.training.checkpoint import SafeCheckpointer
+from speechbrain_ast.training.random_state import RandomState
 
 
 def _draws(device="cpu"):
@@ -82,10 +84,35 @@ def test_cuda_draws_after_load_equal_draws_after_save(tmp_path):
     _assert_same(_draws("cuda"), after_save)
 
 
+def test_saveable_generator_misses_numpy_python_and_other_ranks(tmp_path):
+    """Why RandomState is not SpeechBrain's SaveableGenerator: that one
+    puts torch's draws back but not numpy's nor Python's, and its saver runs
+    on the main process only (under DDP every rank would resume with rank
+    0's stream), where RandomState's runs on every rank."""
+    from speechbrain.utils.checkpoints import DEFAULT_SAVE_HOOKS
+    from speechbrain.utils.repro import SaveableGenerator
+
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    generator = SaveableGenerator()
+    generator.save(tmp_path / "generator.ckpt")
+    after_save = _draws()
+    _scramble()
+    generator.load(tmp_path / "generator.ckpt", end_of_epoch=True)
+    after_load = _draws()
+    assert torch.equal(after_load["torch"], after_save["torch"])
+    assert after_load["numpy"] != after_save["numpy"]
+    assert after_load["python"] != after_save["python"]
+    # SpeechBrain wraps a main-only saver; RandomState's is the method
+    assert DEFAULT_SAVE_HOOKS[SaveableGenerator] is not SaveableGenerator.save
+    assert DEFAULT_SAVE_HOOKS[RandomState] is RandomState.save
+
+
 def _checkpointer(folder, **extra):
     model = torch.nn.Linear(2, 2)
     recoverables = {"model": model, "random_state": RandomState(), **extra}
-    return ASTCheckpointer(folder, recoverables), model
+    return SafeCheckpointer(folder, recoverables), model
 
 
 def test_checkpoint_without_random_state_loads_with_a_warning(tmp_path):

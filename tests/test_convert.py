@@ -4,7 +4,7 @@ A random-weight ``ASTForAudioClassification`` (random LayerNorm affine
 terms too) and its ``ASTFeatureExtractor`` are saved with
 ``save_pretrained``; the same weights are also written in the reference
 ``.pth`` layout with a key mapping written here by hand (independent of
-``pretrained.HF_KEY_MAP``). Both are converted and compared with
+``speechbrain_ast.weights.hf.HF_KEY_MAP``). Both are converted and compared with
 transformers' feature extractor + model on a 1 s and a 3 s clip.
 
 Authors
@@ -18,8 +18,9 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from speechbrain_ast.convert import main, read_labels  # noqa: E402
+from speechbrain_ast.convert import main  # noqa: E402
 from speechbrain_ast.inference import ASTAudioClassifier  # noqa: E402
+from speechbrain_ast.weights import read_labels  # noqa: E402
 
 LABELS = ["Speech", "Bark, dog", "Rain", "Siren", "Engine"]
 MAX_LENGTH = 128
@@ -359,7 +360,7 @@ def _csv_names(name):
     """Display names of a shipped label file, read with csv directly."""
     import csv
 
-    from speechbrain_ast.convert import LABEL_FILES
+    from speechbrain_ast.weights.labels import LABEL_FILES
 
     with open(os.path.join(LABEL_FILES, name), newline="") as f:
         rows = list(csv.reader(f))
@@ -466,7 +467,7 @@ def test_label_files_are_package_data():
     import fnmatch
     import pathlib
 
-    from speechbrain_ast.convert import LABEL_FILES
+    from speechbrain_ast.weights.labels import LABEL_FILES
 
     root = pathlib.Path(__file__).resolve().parents[1]
     tree = ast.parse((root / "setup.py").read_text())
@@ -569,7 +570,7 @@ def test_ssast_encoder_file_with_labels_and_errors(tmp_path, capsys):
     """Our ssast_encoder.pt (128 x 2 frame patches) with --labels; another
     length through --input-tdim; strides and a class count that disagree
     with the labels are refused."""
-    from speechbrain_ast.ssast.model import load_ssast, save_ssast_encoder
+    from speechbrain_ast.weights import load_ssast, save_ssast_encoder
 
     encoder = _ssast_encoder((128, 2), 64, seed=22)
     pt = str(tmp_path / "ssast_encoder.pt")

@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from scripts.synthetic.esc50 import make_esc50
+from speechbrain_ast.testing.esc50 import make_esc50
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "recipes", "ESC50", "train.py")

@@ -17,7 +17,7 @@ for _module in (
 ):
     pytest.importorskip(_module, reason=f"the deploy benchmark needs {_module}")
 
-from benchmarks import deploy  # noqa: E402
+import deploy  # noqa: E402
 
 
 def test_tiny_run_writes_every_row_with_the_cpu(tmp_path, capsys):

@@ -171,9 +171,9 @@ def test_no_file_speaks_of_how_the_project_is_developed():
 
 def test_the_plot_s_labels():
     """The benchmark plot's words (legend, titles, axes) come from string
-    constants in ``plot()`` of ``benchmarks/run.py``: none speaks of the
-    work, and the legend names the targets plainly."""
-    source = (ROOT / "benchmarks" / "run.py").read_text()
+    constants in ``plot()`` of ``benchmarks/sections/plot.py``: none speaks
+    of the work, and the legend names the targets plainly."""
+    source = (ROOT / "benchmarks" / "sections" / "plot.py").read_text()
     tree = ast.parse(source)
     function = next(
         node

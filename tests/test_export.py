@@ -223,3 +223,103 @@ def test_mismatched_checkpoint_is_refused(folder, tmp_path):
         ASTAudioClassifier.from_hparams(
             source=str(broken), savedir=str(tmp_path / "s")
         )
+
+
+def test_lobe_config_is_the_one_source(tmp_path):
+    """The folder's yaml, the SSAST encoder file and the built checkpoint
+    all carry the lobe's own ``config``; it rebuilds the same lobe."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_ast.inference.model_folder import module_config
+    from speechbrain_ast.weights import (
+        read_ssast_checkpoint,
+        save_ssast_encoder,
+    )
+
+    lobe = AST(
+        input_tdim=96,
+        patch_size=(16, 8),
+        fstride=12,
+        tstride=6,
+        embed_dim=48,
+        depth=1,
+        num_heads=3,
+        mlp_ratio=2.0,
+        qkv_bias=False,
+        norm_eps=1e-12,
+        drop_path_rate=0.1,
+        patchout_time=2,
+    )
+    head = ASTHead(48, 5, norm_eps=1e-7)
+    rebuilt = AST(**lobe.config)
+    assert rebuilt.config == lobe.config
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in lobe.state_dict().items()
+    }
+    assert ASTHead(**head.config).config == head.config
+
+    out = export_model_folder(
+        tmp_path / "model", lobe, head, LABELS, {}, (MEAN, STD), True
+    )
+    with open(os.path.join(out, "hyperparams.yaml"), encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f)
+    assert hparams["embedding_model"].config == lobe.config
+    assert hparams["classifier"].config == head.config
+    assert module_config(lobe) == lobe.config
+
+    path = tmp_path / "ssast_encoder.pt"
+    assert save_ssast_encoder(lobe, path)["config"] == lobe.config
+    assert read_ssast_checkpoint(path).config == lobe.config
+
+    with pytest.raises(ValueError, match="Linear"):
+        module_config(torch.nn.Linear(2, 3))
+
+
+def test_check_model_folder(folder, tmp_path):
+    from speechbrain_ast.inference.model_folder import check_model_folder
+
+    assert check_model_folder(folder[0]).endswith("hyperparams.yaml")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_model_folder(tmp_path / "none")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        check_model_folder(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no hyperparams.yaml"):
+        check_model_folder(tmp_path / "empty")
+
+
+def test_hyperparams_values_read_back_as_written(tmp_path):
+    """PyYAML writes the values: strings that look like tags, booleans,
+    numbers or hold newlines read back as the same strings."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    extra = {
+        "tag": "!new:os.system",
+        "bool_text": "true",
+        "number_text": "12",
+        "lines": "a\nb: c\n - d",
+        "empty": "",
+        "none": None,
+        "small": 1e-5,
+        "unicode": "Café",
+        "pair": [1, 2],
+    }
+    lobe, head = tiny_model()
+    out = export_model_folder(
+        tmp_path / "m", lobe, head, LABELS, {}, (MEAN, STD), True, extra=extra
+    )
+    with open(os.path.join(out, "hyperparams.yaml"), encoding="utf-8") as f:
+        assert load_hyperpyyaml(f)["export_info"] == extra
+    for bad, error in ((float("nan"), ValueError), (object(), TypeError)):
+        with pytest.raises(error, match="export|write"):
+            export_model_folder(
+                tmp_path / "bad",
+                lobe,
+                head,
+                LABELS,
+                {},
+                (MEAN, STD),
+                True,
+                extra={"bad": bad},
+            )

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from speechbrain_ast.data.audio import load_audio
-from speechbrain_ast.features.fbank import ExportableFbank, KaldiFbank, _window
+from speechbrain_ast.features import ExportableFbank, KaldiFbank
+from speechbrain_ast.features.fbank import _window
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model.lobe import AST, ASTHead
 
@@ -71,6 +72,29 @@ def test_export_frontend_frame_counts(n):
     assert torch.allclose(ExportableFbank(fixed)(wav), fixed(wav), atol=1e-3)
 
 
+def test_lobe_forward_exports_with_a_dynamic_time_axis(tmp_path):
+    """The lobe's own forward is the graph: one export serves inputs
+    shorter than a patch, shorter than the built grid (centre cut) and
+    longer (interpolated positions)."""
+    ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
+    pytest.importorskip("onnxscript", reason="the ONNX export needs it")
+    from speechbrain_ast.deploy.onnx import export_features_onnx
+
+    torch.manual_seed(3)
+    lobe = AST(input_tdim=64, embed_dim=32, depth=2, num_heads=2).eval()
+    head = ASTHead(32, 3).eval()
+    path = export_features_onnx(
+        lobe, head, str(tmp_path / "f.onnx"), 64, native_length=True
+    )
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for frames in (3, 16, 40, 64, 300):
+        feats = torch.randn(2, frames, 128)
+        with torch.no_grad():
+            want = head(lobe(feats))
+        (got,) = session.run(None, {"features": feats.numpy()})
+        assert float(np.abs(got - want.numpy()).max()) <= 1e-4, frames
+
+
 def _folder(tmp_path, native):
     torch.manual_seed(7)
     lobe = AST(input_tdim=256, embed_dim=32, depth=2, num_heads=2).eval()
@@ -121,6 +145,26 @@ def test_onnxruntime_equals_pytorch_at_1_5_10_s(exported, real_clips):
         ref = classifier.compute_logits(wav)
         assert logits.shape == tuple(ref.shape)
         assert float(np.abs(logits - ref.numpy()).max()) <= 1e-4, wav.shape
+
+
+def test_onnx_classifier_scores_as_the_folder(exported, real_clips):
+    """One scoring for both: the runtime classifier and the PyTorch folder
+    derive it from the same base class and give the same top-k."""
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime")
+    from speechbrain_ast.deploy.onnx_runtime import OnnxClassifier
+    from speechbrain_ast.inference.classifier import ClipScoring
+
+    _, path, classifier = exported
+    runtime = OnnxClassifier(path)
+    for name in ("scores_from_logits", "topk_from_scores", "predict_topk"):
+        assert getattr(type(runtime), name) is getattr(ClipScoring, name)
+        assert getattr(type(classifier), name) is getattr(ClipScoring, name)
+    wav = real_clips[0]
+    want = classifier.predict_topk(wav, k=3)[0]
+    got = runtime.predict_topk(wav, k=3)[0]
+    assert [label for label, _ in got] == [label for label, _ in want]
+    for (_, a), (_, b) in zip(got, want):
+        assert abs(a - b) <= 1e-4
 
 
 def test_metadata_carries_labels_and_settings(exported):
@@ -188,7 +232,7 @@ def test_reduced_precision_model_is_refused(tmp_path, monkeypatch):
     from speechbrain_ast.deploy.onnx import WaveformToLogits
     from speechbrain_ast.inference.classifier import ASTAudioClassifier
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16"})
+    monkeypatch.setattr(precision, "cpu_features", lambda: {"amx_bf16"})
     model = ASTAudioClassifier.from_hparams(
         source=_folder(tmp_path, False),
         savedir=str(tmp_path / "saved"),

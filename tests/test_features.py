@@ -1,4 +1,4 @@
-"""Tests for speechbrain_ast.features.fbank: equality with torchaudio's Kaldi fbank
+"""Tests for speechbrain_ast.features: equality with torchaudio's Kaldi fbank
 and transformers' ASTFeatureExtractor, lengths, padding, gradients,
 normalisation and dataset statistics."""
 
@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.features.fbank import (
+from speechbrain_ast.features import (
     DATASET_STATS,
     TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,
@@ -430,6 +430,21 @@ def test_fixed_normalization():
         FixedNormalization()
     with pytest.raises(ValueError, match="std"):
         FixedNormalization(mean=0.0, std=0.0)
+
+
+def test_fixed_normalization_differs_from_speechbrains_input_normalization():
+    """SpeechBrain's InputNormalization estimates the statistics from the
+    batches and scales by one std: the reference's fixed (x - mean) /
+    (2 std) is not one of its settings."""
+    from speechbrain.processing.features import InputNormalization
+
+    x = torch.randn(4, 50, 8) * 3 + 1
+    theirs = InputNormalization(norm_type="global")(x, torch.ones(4))
+    assert abs(float(theirs.std()) - 1.0) < 0.01  # its own statistics
+    ours = FixedNormalization(mean=float(x.mean()), std=float(x.std()))(x)
+    assert abs(float(ours.std()) - 0.5) < 0.01  # the reference's 2 std
+    audioset = FixedNormalization(dataset="audioset")(x)
+    assert not torch.allclose(audioset, theirs, atol=0.1)
 
 
 @pytest.fixture(scope="module")

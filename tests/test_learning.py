@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from scripts.synthetic.esc50 import make_esc50
+from speechbrain_ast.testing.esc50 import make_esc50
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

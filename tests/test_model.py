@@ -8,7 +8,8 @@ import pytest
 import timm
 import torch
 
-from speechbrain_ast.model.lobe import AST, ASTHead, patch_grid
+from speechbrain_ast.model.layers import patch_grid
+from speechbrain_ast.model.lobe import AST, ASTHead
 from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 TINY = dict(embed_dim=64, depth=2, num_heads=2)
@@ -167,7 +168,7 @@ def test_inplace_gelu_changes_nothing_but_memory():
     with ``nn.GELU``, and an input that needs a gradient is left as is."""
     import copy
 
-    from speechbrain_ast.model.lobe import InplaceGELU
+    from speechbrain_ast.model.layers import InplaceGELU
 
     torch.manual_seed(0)
     lobe = AST(input_tdim=128, **TINY)

@@ -9,11 +9,8 @@ Authors
 import pytest
 import torch
 
-from speechbrain_ast.model.lobe import (
-    AST,
-    _supports_token_only,
-    _token_only_block,
-)
+from speechbrain_ast.model.layers import supports_token_only, token_only_block
+from speechbrain_ast.model.lobe import AST
 from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 TINY = dict(embed_dim=64, depth=2, num_heads=2)
@@ -235,10 +232,10 @@ def test_token_only_last_block_equals_timm_block():
         block.train(mode)
         with torch.no_grad():
             want = block(x)[:, :2]
-            got = _token_only_block(block, x)
+            got = token_only_block(block, x, 2)
         # measured: <= 5e-7 (the same ops on fewer rows)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
-    assert _supports_token_only(block)
+    assert supports_token_only(block)
 
 
 def test_pooled_forward_skips_patch_outputs():

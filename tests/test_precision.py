@@ -40,7 +40,9 @@ def folder(tmp_path_factory):
 
 def _load(folder, tmp_path, prec=None, flags=None, monkeypatch=None):
     if flags is not None:
-        monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+        # an empty set stands for a CPU whose features cannot be read
+        features = frozenset(flags) or None
+        monkeypatch.setattr(precision, "cpu_features", lambda: features)
     run_opts = {"device": "cpu"}
     if prec is not None:
         run_opts["precision"] = prec
@@ -132,7 +134,7 @@ def test_native_support_table():
     assert precision.native_support("fp16", {"amx_fp16"})[0] is True
     assert precision.native_support("fp16", {"avx512_fp16"})[0] is False
     assert precision.native_support("fp32", set())[0] is True
-    assert precision.native_support("bf16", set())[0] is None
+    assert precision.native_support("bf16", set())[0] is False
     with pytest.raises(ValueError, match="Unknown precision 'int4'"):
         precision.native_support("int4", set())
 
@@ -148,3 +150,42 @@ def test_cpu_flags_reads_cpuinfo(tmp_path, monkeypatch):
     assert precision.cpu_model_name() == "Test CPU 9000"
     monkeypatch.setattr(precision, "_CPUINFO", str(tmp_path / "none"))
     assert precision.cpu_flags() == frozenset()
+
+
+def test_cpu_features_ask_torch_on_x86(monkeypatch):
+    """torch's CPU queries answer for x86's bf16 / AMX features; the
+    flags fill in only what torch has no query for."""
+    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(
+        precision, "cpu_flags", lambda: frozenset({"avx512_bf16", "fphp"})
+    )
+    answers = dict.fromkeys(precision._TORCH_QUERIES.values(), False)
+    for query in answers:
+        monkeypatch.setattr(torch.cpu, query, lambda q=query: answers[q])
+    # the flag avx512_bf16 is torch's to answer: not taken from the flags
+    assert precision.cpu_features() == {"fphp"}
+    answers["_is_amx_tile_supported"] = True
+    assert precision.cpu_features() == {"amx_bf16", "fphp"}
+    assert precision.native_support("bf16") == (True, "the CPU has amx_bf16")
+    # the answers equal torch's own on this machine
+    monkeypatch.undo()
+    machine = precision.platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        features = precision.cpu_features()
+        assert ("avx512_bf16" in features) == (
+            torch.cpu._is_avx512_bf16_supported()
+        )
+        assert ("amx_fp16" in features) == torch.cpu._is_amx_fp16_supported()
+
+
+def test_cpu_features_read_flags_elsewhere(monkeypatch):
+    monkeypatch.setattr(precision.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(
+        precision, "cpu_flags", lambda: frozenset({"asimd", "bf16"})
+    )
+    assert precision.cpu_features() == {"bf16"}
+    assert precision.native_support("bf16")[0] is True
+    assert precision.native_support("fp16")[0] is False
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset())
+    assert precision.cpu_features() is None
+    assert precision.native_support("bf16")[0] is None

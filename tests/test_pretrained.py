@@ -18,9 +18,9 @@ import timm
 import torch
 from safetensors.torch import load_file
 
+from speechbrain_ast.features import DATASET_STATS
 from speechbrain_ast.model.lobe import AST
-from speechbrain_ast.weights.pretrained import (
-    AUDIOSET_STATS,
+from speechbrain_ast.weights import (
     PUBLISHED_STRIDES,
     ImportedAST,
     build_from_checkpoint,
@@ -308,7 +308,10 @@ def test_reference_checkpoint_logits(hf_folder, tmp_path):
     assert imported.config["fstride"] == config.frequency_stride
     assert imported.config["tstride"] == config.time_stride
     assert imported.config["num_heads"] == 2  # heads of 64 as AST-Base
-    assert imported.norm_stats == AUDIOSET_STATS and imported.labels is None
+    assert (
+        imported.norm_stats == DATASET_STATS["audioset"]
+        and imported.labels is None
+    )
     assert imported.config["norm_eps"] == 1e-6
     assert imported.head_norm_eps == 1e-5
     feats = torch.randn(3, config.max_length, 128)
@@ -341,9 +344,7 @@ def test_other_length_and_new_head(hf_folder, caplog):
     with torch.no_grad():
         assert head(lobe(torch.randn(2, 64, 128))).shape == (2, 5)
 
-    with caplog.at_level(
-        logging.INFO, logger="speechbrain_ast.weights.pretrained"
-    ):
+    with caplog.at_level(logging.INFO, logger="speechbrain_ast.weights.build"):
         lobe, head, built = build_from_checkpoint(imported, n_classes=7)
     assert "dropping the checkpoint's 5-class head" in caplog.text
     assert head[1].out_features == 7 and built.labels is None
@@ -364,7 +365,9 @@ def test_hf_pytorch_bin_and_errors(hf_folder, tmp_path):
     torch.save(state, binary / "pytorch_model.bin")
     from_bin = read_hf_checkpoint(binary)
     from_safe = read_hf_checkpoint(folder)
-    assert from_bin.norm_stats == AUDIOSET_STATS  # no preprocessor config
+    assert (
+        from_bin.norm_stats == DATASET_STATS["audioset"]
+    )  # no preprocessor config
     for key, value in from_safe.lobe_state.items():
         assert torch.equal(from_bin.lobe_state[key], value), key
 
@@ -493,3 +496,14 @@ def test_hf_mel_bins_must_agree(hf_folder, tmp_path):
         json.dumps({"num_mel_bins": 128, "mean": -4.0, "std": 4.0})
     )
     assert read_hf_checkpoint(copy).norm_stats == (-4.0, 4.0)
+
+
+def test_hf_config_defaults_are_transformers_own():
+    """A config.json that leaves a key out reads as transformers does."""
+    from transformers import ASTConfig
+
+    from speechbrain_ast.weights.hf import HF_CONFIG_MAP
+
+    defaults = ASTConfig()
+    for _, theirs, default in HF_CONFIG_MAP:
+        assert getattr(defaults, theirs) == default, theirs

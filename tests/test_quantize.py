@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from scripts.synthetic.signals import synthetic_audio
 from speechbrain_ast.deploy.quantize import (
     _choose_engine,
     count_quantized,
     quantize_int8,
 )
-from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+from speechbrain_ast.features import FixedNormalization, KaldiFbank
 from speechbrain_ast.model.lobe import AST, ASTHead
-from speechbrain_ast.weights.pretrained import build_from_checkpoint
+from speechbrain_ast.testing.signals import synthetic_audio
+from speechbrain_ast.weights import build_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -34,13 +34,20 @@ from recipes.ESC50.esc50_prepare import prepare_esc50
 from recipes.SpeechCommands.speechcommands_prepare import (
     prepare_speech_commands,
 )
-from scripts.synthetic.fsdd_speech_commands import make_fsdd_speech_commands
 from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast import tag
-from speechbrain_ast.data.audio import AudioError, audio_info, load_audio
+from speechbrain_ast.data.audio import (
+    AudioError,
+    audio_info,
+    iter_windows,
+    load_audio,
+)
 from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model.lobe import AST, ASTHead
+from speechbrain_ast.testing.fsdd_speech_commands import (
+    make_fsdd_speech_commands,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -400,7 +407,7 @@ def test_damaged_real_clip_load_audio(case, damaged, classifier):
     for call in (
         lambda: load_audio(path),
         lambda: classifier.classify_file(path),
-        lambda: list(tag.iter_windows(path, 0.5, 0.25)),
+        lambda: list(iter_windows(path, 0.5, 0.25)),
     ):
         with pytest.raises(AudioError) as err:
             call()

@@ -26,7 +26,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from scripts.synthetic.fsdd_speech_commands import (
+from speechbrain_ast.testing.fsdd_speech_commands import (
     DIGIT_WORDS,
     list_fsdd,
     make_fsdd_speech_commands,
@@ -151,7 +151,12 @@ def _tree(root):
 
 def _script(*args):
     return subprocess.run(
-        [sys.executable, "scripts/synthetic/fsdd_speech_commands.py", *args],
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_ast.testing.fsdd_speech_commands",
+            *args,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -22,8 +22,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from scripts.synthetic.audioset import make_audioset
-from speechbrain_ast.training.checkpoint import find_epoch_checkpoints
+from speechbrain_ast.testing.audioset import make_audioset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "AudioSet")
@@ -195,7 +194,14 @@ def test_debug_run_reports_and_writes_test_metrics(debug_run):
 
 def test_weight_averaging_is_the_mean_of_the_epochs(debug_run):
     _, out, _ = debug_run
-    folders = find_epoch_checkpoints(os.path.join(out, "save"), 1, 2)
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    found = Checkpointer(os.path.join(out, "save")).find_checkpoints(
+        ckpt_predicate=lambda c: c.meta.get("epoch") in (1, 2)
+        and not c.meta.get("averaged", False),
+        max_num_checkpoints=None,
+    )
+    folders = sorted(str(c.path) for c in found)
     averaged = os.path.join(out, "save", "averaged_epochs_1-2")
     for name in ("embedding_model", "classifier"):
         epochs = [

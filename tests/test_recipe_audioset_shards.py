@@ -25,7 +25,7 @@ import pytest
 import torch
 from _resume import kill_after_first_checkpoint
 
-from scripts.synthetic.audioset import make_audioset
+from speechbrain_ast.testing.audioset import make_audioset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "AudioSet")
@@ -83,7 +83,6 @@ def _test_lines(out):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A file-based run, shards of its manifests, and a shard run."""
-    sys.path.insert(0, RECIPE)
     from make_shards import make_shards
 
     tmp = tmp_path_factory.mktemp("as_shards")

@@ -15,13 +15,14 @@ import subprocess
 import sys
 
 import pytest
+from esc50_prepare import class_names
 from hyperpyyaml import load_hyperpyyaml
 
-from scripts.synthetic.audioset import make_audioset
-from scripts.synthetic.esc50 import make_esc50
-from scripts.synthetic.speech_commands import make_speech_commands
 from speechbrain.dataio.encoder import CategoricalEncoder
-from speechbrain_ast.training.recipe import class_names, recipe_options
+from speechbrain_ast.testing.audioset import make_audioset
+from speechbrain_ast.testing.esc50 import make_esc50
+from speechbrain_ast.testing.speech_commands import make_speech_commands
+from speechbrain_ast.training.recipe import recipe_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {

@@ -14,6 +14,7 @@ Authors
  * speechbrain-ast developers
 """
 
+import ast
 import csv
 import glob
 import os
@@ -133,3 +134,36 @@ def test_performance_checks_have_upstreams_format():
                 checks = row["test_debug_checks"]
                 if "performance_check" in checks:
                     assert pattern.search(checks), (path, checks)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        os.path.join(ROOT, "recipes", name)
+        for name in (
+            "ESC50/train.py",
+            "SpeechCommands/train.py",
+            "AudioSet/train.py",
+            "SSAST/pretrain.py",
+            "AudioFolder/train.py",
+        )
+    ],
+    ids=lambda p: os.path.relpath(p, ROOT),
+)
+def test_recipe_scripts_take_a_few_library_parts(script):
+    """A recipe calls SpeechBrain and the AST pieces it trains: at most a
+    dozen names from the library, none from the library's command lines."""
+    with open(script, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module.startswith(
+            "speechbrain_ast"
+        ):
+            assert node.module.split(".")[1:2] not in (["tag"], ["export_onnx"])
+            names += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            assert not any(
+                a.name.startswith("speechbrain_ast") for a in node.names
+            )
+    assert len(names) <= 12, names

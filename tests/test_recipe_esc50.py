@@ -16,8 +16,8 @@ import pytest
 from _resume import copy_without, kill_after_first_checkpoint
 
 from recipes.ESC50.esc50_prepare import prepare_esc50
-from scripts.synthetic.esc50 import make_esc50
 from speechbrain_ast.data.audio import AudioError
+from speechbrain_ast.testing.esc50 import make_esc50
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "ESC50")
@@ -264,3 +264,17 @@ def test_compile_run_option_trains_and_exports_plain_weights(esc50, tmp_path):
         source=str(out / "model"), savedir=str(tmp_path / "saved")
     )
     assert model.classify_batch(torch.randn(1, 8000) * 0.1)[0].shape == (1, 3)
+
+
+def test_soft_target_cross_entropy_is_torchs():
+    """The recipes' ``loss: ce``: PyTorch's cross-entropy with class
+    probabilities as targets (one-hot or mixed by mixup) is
+    ``-sum(targets * log_softmax(logits))`` averaged over the batch."""
+    import torch
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 5)
+    targets = torch.softmax(torch.randn(6, 5), dim=-1)
+    expected = -(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+    loss = torch.nn.functional.cross_entropy(logits, targets)
+    torch.testing.assert_close(loss, expected)

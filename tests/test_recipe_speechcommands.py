@@ -18,8 +18,11 @@ import sys
 
 import pytest
 
-from scripts.synthetic.speech_commands import WORDS_V2, make_speech_commands
 from speechbrain_ast.data.audio import AudioError
+from speechbrain_ast.testing.speech_commands import (
+    WORDS_V2,
+    make_speech_commands,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "SpeechCommands")

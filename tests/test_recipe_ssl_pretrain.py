@@ -19,12 +19,16 @@ import sys
 import pytest
 import torch
 
-from scripts.synthetic.audioset import make_audioset
-from scripts.synthetic.esc50 import make_esc50
-from scripts.synthetic.speech_commands import make_speech_commands
 from speechbrain_ast.model.lobe import AST, ASTHead
-from speechbrain_ast.ssast.model import SSAST, load_ssast, save_ssast_encoder
-from speechbrain_ast.training.recipe import init_from_pretrained
+from speechbrain_ast.ssast.model import SSAST
+from speechbrain_ast.testing.audioset import make_audioset
+from speechbrain_ast.testing.esc50 import make_esc50
+from speechbrain_ast.testing.speech_commands import make_speech_commands
+from speechbrain_ast.weights import (
+    init_from_pretrained,
+    load_ssast,
+    save_ssast_encoder,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [

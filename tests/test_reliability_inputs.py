@@ -27,8 +27,13 @@ from _reliability_audio import BAD_CASES, make_bad_file, tone, write_long_8k
 from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast import tag
 from speechbrain_ast.convert import main as convert_main
-from speechbrain_ast.data.audio import AudioError, audio_info, load_audio
-from speechbrain_ast.features.fbank import KaldiFbank, compute_norm_stats
+from speechbrain_ast.data.audio import (
+    AudioError,
+    audio_info,
+    iter_windows,
+    load_audio,
+)
+from speechbrain_ast.features import KaldiFbank, compute_norm_stats
 from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model.lobe import AST, ASTHead
@@ -93,7 +98,7 @@ def test_bad_file_load_audio_and_classify_file(case, bad, model):
         lambda: audio_info(path) if case not in ("nan", "inf") else 1 / 0,
         lambda: model.classify_file(path),
         lambda: compute_norm_stats([path]),
-        lambda: list(tag.iter_windows(path, 0.5, 0.25)),
+        lambda: list(iter_windows(path, 0.5, 0.25)),
     ):
         try:
             call()
@@ -277,7 +282,7 @@ def test_ten_minute_clip_load_and_windowed_tag(tmp_path, folder, capsys):
     assert wav.shape == (600 * 16000,) and torch.isfinite(wav).all()
     # a slice of the streamed windows equals the whole-file resampling
     # away from the window edges
-    wins = tag.iter_windows(path, 10.0, 10.0)
+    wins = iter_windows(path, 10.0, 10.0)
     for _ in range(31):
         start, end, piece = next(wins)
     assert (start, end) == (300.0, 310.0)
@@ -504,7 +509,7 @@ def test_odd_sample_rate_is_fast_and_exact(tmp_path):
     assert wav.shape == (32000,)
     truth = torch.from_numpy(_sine(2.0, 16000))
     assert (wav - truth)[1600:-1600].abs().max() < 1e-4
-    windows = list(tag.iter_windows(path, 1.0, 1.0))
+    windows = list(iter_windows(path, 1.0, 1.0))
     assert [w.shape[0] for _, _, w in windows] == [16000, 16000]
 
 
@@ -524,7 +529,7 @@ def test_damaged_sample_rate_field(rate, tmp_path, folder, capsys):
 def test_checkpoint_with_other_classes_gets_a_fresh_head(reference_pth):
     """Fine-tuning from a checkpoint with another number of classes: the
     lobe's weights are kept, the head is new and of the asked size."""
-    from speechbrain_ast.weights.pretrained import (
+    from speechbrain_ast.weights import (
         build_from_checkpoint,
         read_reference_checkpoint,
     )
@@ -568,7 +573,7 @@ def test_truncated_flac(cut, tmp_path):
         raw = raw[: syncs[3]]
     with open(path, "wb") as f:
         f.write(raw)
-    for call in (load_audio, lambda p: list(tag.iter_windows(p, 0.5, 0.5))):
+    for call in (load_audio, lambda p: list(iter_windows(p, 0.5, 0.5))):
         with pytest.raises(AudioError, match="Cannot decode") as err:
             call(path)
         assert path in str(err.value)

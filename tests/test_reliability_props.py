@@ -22,7 +22,7 @@ from hypothesis import (
     strategies as st,
 )
 
-from speechbrain_ast.features.fbank import (
+from speechbrain_ast.features import (
     TORCHAUDIO_FBANK_KWARGS,
     FixedNormalization,
     KaldiFbank,

@@ -26,11 +26,11 @@ import textwrap
 import pytest
 import torch
 
-from scripts.synthetic.audioset import make_audioset
-from scripts.synthetic.esc50 import make_esc50
-from scripts.synthetic.speech_commands import make_speech_commands
 from speechbrain_ast.data.audio import AudioError
-from speechbrain_ast.training.checkpoint import ASTCheckpointer
+from speechbrain_ast.testing.audioset import make_audioset
+from speechbrain_ast.testing.esc50 import make_esc50
+from speechbrain_ast.testing.speech_commands import make_speech_commands
+from speechbrain_ast.training.checkpoint import SafeCheckpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -207,7 +207,9 @@ def test_label_outside_the_encoder(tmp_path):
     save = str(tmp_path / "save")
     esc_prep.prepare_esc50(data, save, [1, 2, 3], [4], [5])
     with pytest.raises(ValueError, match="pass --n_classes 2"):
-        train.dataio_prepare({"save_folder": save, "n_classes": 1})
+        train.dataio_prepare(
+            {"save_folder": save, "n_classes": 1, "allow_unseen_classes": False}
+        )
 
     data = _audioset(str(tmp_path / "as"))
     segments = os.path.join(data, "balanced_train_segments.csv")
@@ -231,7 +233,7 @@ def _checkpointer(folder, seed):
     torch.manual_seed(seed)
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(model.parameters())
-    return model, ASTCheckpointer(folder, {"model": model, "opt": opt})
+    return model, SafeCheckpointer(folder, {"model": model, "opt": opt})
 
 
 def _two_checkpoints(folder):
@@ -312,12 +314,12 @@ def test_malicious_pickle_in_checkpoint_never_runs(tmp_path):
 KILL_DURING_SAVE = textwrap.dedent(
     """
     import os, signal, sys, torch
-    from speechbrain_ast.training.checkpoint import ASTCheckpointer
+    from speechbrain_ast.training.checkpoint import SafeCheckpointer
     folder = sys.argv[1]
     torch.manual_seed(1)
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(model.parameters())
-    ckpt = ASTCheckpointer(folder, {"model": model, "opt": opt})
+    ckpt = SafeCheckpointer(folder, {"model": model, "opt": opt})
     ckpt.save_checkpoint(meta={"step": 1})
     real_save = torch.save
 

@@ -1,7 +1,8 @@
 """Every script in ``benchmarks/`` and ``scripts/`` runs as a file, from the
-repo root and from its own folder, and as a module where it is one;
-``--help`` prints its usage. The synthetic dataset generators' command
-lines write what their functions write.
+repo root and from its own folder, and as a module where it is one, as do
+the test-data generators of ``speechbrain_ast.testing``; ``--help`` prints
+its usage. The generators' command lines write what their functions
+write.
 
 Authors
  * speechbrain-ast developers
@@ -21,10 +22,18 @@ SCRIPTS = sorted(
     for path in ROOT.glob(pattern)
     if path.name != "__init__.py"
 )
+GENERATORS = sorted(
+    f"speechbrain_ast.testing.{path.stem}"
+    for path in (ROOT / "speechbrain_ast" / "testing").glob("*.py")
+    if path.name != "__init__.py"
+)
 MODULES = sorted(
-    path[: -len(".py")].replace("/", ".")
-    for path in SCRIPTS
-    if path.startswith("scripts/")
+    [
+        path[: -len(".py")].replace("/", ".")
+        for path in SCRIPTS
+        if path.startswith("scripts/")
+    ]
+    + GENERATORS
 )
 
 
@@ -45,8 +54,10 @@ def run(args, cwd=ROOT):
 def test_the_scan_found_the_scripts():
     assert "benchmarks/run.py" in SCRIPTS
     assert "benchmarks/accuracy.py" in SCRIPTS
-    assert "scripts.synthetic.speech_commands" in MODULES
-    assert "scripts.synthetic.audioset" in MODULES
+    assert "scripts/upstream.py" in SCRIPTS
+    assert "speechbrain_ast.testing.speech_commands" in MODULES
+    assert "speechbrain_ast.testing.audioset" in MODULES
+    assert "speechbrain_ast.testing.esc50" in MODULES
 
 
 @pytest.mark.parametrize("where", ["repo root", "own folder"])
@@ -83,11 +94,12 @@ def _tree(root):
 def test_speech_commands_command_line_writes_what_the_function_writes(
     tmp_path,
 ):
-    from scripts.synthetic.speech_commands import make_speech_commands
+    from speechbrain_ast.testing.speech_commands import make_speech_commands
 
     result = run(
         [
-            "scripts/synthetic/speech_commands.py",
+            "-m",
+            "speechbrain_ast.testing.speech_commands",
             str(tmp_path / "cli"),
             "--words",
             "yes,no",
@@ -118,12 +130,12 @@ def test_speech_commands_command_line_writes_what_the_function_writes(
 
 
 def test_audioset_command_line_writes_what_the_function_writes(tmp_path):
-    from scripts.synthetic.audioset import make_audioset
+    from speechbrain_ast.testing.audioset import make_audioset
 
     result = run(
         [
             "-m",
-            "scripts.synthetic.audioset",
+            "speechbrain_ast.testing.audioset",
             str(tmp_path / "cli"),
             "--n_classes",
             "3",
@@ -150,12 +162,13 @@ def test_signals_command_line_writes_one_class_clip(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from scripts.synthetic.signals import class_signal
+    from speechbrain_ast.testing.signals import class_signal
 
     out = tmp_path / "clip.wav"
     result = run(
         [
-            "scripts/synthetic/signals.py",
+            "-m",
+            "speechbrain_ast.testing.signals",
             str(out),
             "--index",
             "1",
@@ -179,16 +192,29 @@ def test_signals_command_line_writes_one_class_clip(tmp_path):
     "args, message",
     [
         (
-            ["scripts/synthetic/speech_commands.py", "X", "--words", ","],
+            [
+                "-m",
+                "speechbrain_ast.testing.speech_commands",
+                "X",
+                "--words",
+                ",",
+            ],
             "--words ',': give at least one word",
         ),
         (
-            ["scripts/synthetic/speech_commands.py", "X", "--words", "a,a"],
+            [
+                "-m",
+                "speechbrain_ast.testing.speech_commands",
+                "X",
+                "--words",
+                "a,a",
+            ],
             "a word is listed twice",
         ),
         (
             [
-                "scripts/synthetic/speech_commands.py",
+                "-m",
+                "speechbrain_ast.testing.speech_commands",
                 "X",
                 "--speakers_per_word",
                 "2",
@@ -196,12 +222,19 @@ def test_signals_command_line_writes_one_class_clip(tmp_path):
             "--speakers_per_word 2 leaves no training speaker",
         ),
         (
-            ["scripts/synthetic/audioset.py", "X", "--clips", "train=3"],
+            [
+                "-m",
+                "speechbrain_ast.testing.audioset",
+                "X",
+                "--clips",
+                "train=3",
+            ],
             "'train=3': write SPLIT=COUNT",
         ),
         (
             [
-                "scripts/synthetic/audioset.py",
+                "-m",
+                "speechbrain_ast.testing.audioset",
                 "X",
                 "--clips",
                 "eval=2",
@@ -211,7 +244,7 @@ def test_signals_command_line_writes_one_class_clip(tmp_path):
             "--corrupt_split 'balanced_train': not one of the --clips splits",
         ),
         (
-            ["scripts/synthetic/signals.py", "X.wav", "--index", "5"],
+            ["-m", "speechbrain_ast.testing.signals", "X.wav", "--index", "5"],
             "--index 5 is not a class of --n_classes 5: give 0 to 4",
         ),
         (

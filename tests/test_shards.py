@@ -143,6 +143,53 @@ def test_tar_members_are_normalised_and_webdataset_reads_them(shards):
         assert a[ext] == b[ext]
 
 
+def test_webdataset_writer_gives_the_plain_tarfile_bytes(clips, shards):
+    """webdataset's TarWriter writes what tarfile writes by hand with the
+    normalised members (USTAR, mtime 0, uid/gid 0, no names, sorted)."""
+    import hashlib
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT
+    ) as tar:
+        for n, clip in enumerate(clips[:4]):
+            with open(clip["wav"], "rb") as f:
+                audio = f.read()
+            meta = {
+                "duration": clip["duration"],
+                "id": clip["ID"],
+                "labels": clip["labels"],
+                "sha256": hashlib.sha256(audio).hexdigest(),
+            }
+            ext = os.path.splitext(clip["wav"])[1][1:]
+            members = {
+                f"{n:09d}.{ext}": audio,
+                f"{n:09d}.json": json.dumps(
+                    meta, sort_keys=True, separators=(",", ":")
+                ).encode(),
+            }
+            for name in sorted(members):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(members[name]), 0o644
+                tar.addfile(info, io.BytesIO(members[name]))
+    with open(f"{shards}/shard-000000.tar", "rb") as f:
+        assert f.read() == buf.getvalue()
+
+
+def test_training_shuffle_moves_clips_at_most_a_buffer_early(shards):
+    stream = ShardStream(shards, None, 4, seed=1, buffer_size=5)
+    part, batches = stream.plan(1)
+    order = np.concatenate(batches)
+    assert sorted(order.tolist()) == sorted(part.tolist())
+    assert order.tolist() != part.tolist()
+    where = {int(p): i for i, p in enumerate(part)}
+    assert all(i >= where[int(p)] - 5 for i, p in enumerate(order))
+    unshuffled = ShardStream(shards, None, 4, seed=1, buffer_size=0).plan(1)
+    assert np.concatenate(unshuffled[1]).tolist() == part.tolist()
+
+
 def test_writing_is_deterministic(clips, shards, tmp_path):
     again = str(tmp_path / "again")
     write_shards(clips, again, shard_size=4, workers=1)
@@ -177,7 +224,7 @@ def test_resume_after_a_kill_keeps_good_shards_and_redoes_the_rest(
 
 
 def _mini_audioset(tmp_path):
-    from scripts.synthetic.audioset import make_audioset
+    from speechbrain_ast.testing.audioset import make_audioset
 
     return make_audioset(
         str(tmp_path / "as"),
@@ -210,7 +257,6 @@ def test_make_shards_command_gives_the_manifest_clips(tmp_path):
 
 
 def test_bad_clips_are_listed_and_stop_the_run(tmp_path):
-    sys.path.insert(0, os.path.dirname(MAKE_SHARDS))
     from make_shards import make_shards
 
     data = _mini_audioset(tmp_path)
@@ -361,18 +407,17 @@ def test_ddp_two_ranks_two_workers_see_every_clip_once(shards, tmp_path):
     assert sorted(seen) == sorted(ids[p] for p in draws)
     assert len(ranks[0]["balanced"]) == len(ranks[1]["balanced"])
 
-    # evaluation: every clip once; the ShardSampler interleaving
+    # evaluation: every clip once; the DistributedEvalSampler interleaving
     # (rank r holds positions r, r + 2, ...) restores the position order
     local = [[i for b in r["eval"] for i in b] for r in ranks]
     assert local[0] == ids[0::2] and local[1] == ids[1::2]
 
 
 def test_loaders_of_a_make_shards_folder(tmp_path):
+    from make_shards import make_shards
+
     from speechbrain_ast.data.shards import make_shard_loaders
     from speechbrain_ast.training.labels import MultiHotEncoder
-
-    sys.path.insert(0, os.path.dirname(MAKE_SHARDS))
-    from make_shards import make_shards
 
     out = str(tmp_path / "shards")
     make_shards(out, data_folder=_mini_audioset(tmp_path), shard_size=3)
@@ -436,7 +481,7 @@ def _tiny_brain_class():
     import torch.nn.functional as F
 
     import speechbrain as sb
-    from speechbrain_ast.training.ddp import ShardedEvaluation, unwrap
+    from speechbrain_ast.training.ddp import DistributedEvaluation, unwrap
     from speechbrain_ast.training.metrics import classification_stats
 
     class TinyBrain(sb.core.Brain):
@@ -469,7 +514,7 @@ def _tiny_brain_class():
             return loss
 
         def on_stage_start(self, stage, epoch=None):
-            self.evaluation = ShardedEvaluation(self.hparams.n_classes)
+            self.evaluation = DistributedEvaluation(self.hparams.n_classes)
 
         def on_stage_end(self, stage, stage_loss, epoch=None):
             if stage == sb.Stage.VALID:
@@ -489,9 +534,9 @@ def test_training_killed_mid_epoch_ends_as_an_uninterrupted_run(
     shards, tmp_path
 ):
     from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.features import FixedNormalization, KaldiFbank
     from speechbrain_ast.model.lobe import AST, ASTHead
-    from speechbrain_ast.training.checkpoint import ASTCheckpointer
+    from speechbrain_ast.training.checkpoint import SafeCheckpointer
     from speechbrain_ast.training.labels import MultiHotEncoder
 
     TinyBrain = _tiny_brain_class()
@@ -520,7 +565,7 @@ def test_training_killed_mid_epoch_ends_as_an_uninterrupted_run(
         train = ShardLoader(stream, num_workers=2, epoch_counter=counter)
         valid = ShardLoader(ShardStream(shards, decode, 8, train=False))
         recoverables = {**modules, "counter": counter, "train_loader": train}
-        ckpt = ASTCheckpointer(f"{out}/save", recoverables)
+        ckpt = SafeCheckpointer(f"{out}/save", recoverables)
         brain = TinyBrain(
             modules,
             opt_class=lambda p: torch.optim.Adam(p, 1e-3),

@@ -10,9 +10,8 @@ import json
 import os
 
 import pytest
+import small_data
 from test_real_learning import fsdd_recordings
-
-from benchmarks import small_data
 
 
 def test_quick_run_writes_every_result(tmp_path):

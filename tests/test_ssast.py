@@ -14,16 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from speechbrain_ast.model.lobe import AST, ASTHead
-from speechbrain_ast.ssast.model import (
-    SSAST,
-    cluster_mask,
-    frame_mask,
+from speechbrain_ast.ssast import SSAST, cluster_mask, frame_mask, patch_values
+from speechbrain_ast.weights import (
+    build_from_checkpoint,
     load_ssast,
-    patch_values,
     read_ssast_checkpoint,
     save_ssast_encoder,
 )
-from speechbrain_ast.weights.pretrained import build_from_checkpoint
 
 
 def tiny_lobe(patch=(16, 16), tdim=128, dim=32, depth=1, heads=2, stride=None):

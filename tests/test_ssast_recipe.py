@@ -8,16 +8,17 @@ Authors
 
 import csv
 import os
+import runpy
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from recipes.SSAST.pretrain import PlateauHalving, list_clips
+from recipes.SSAST.pretrain import SSASTBrain, list_clips
 from speechbrain_ast.data.audio import AudioError
 from speechbrain_ast.model.lobe import AST
-from speechbrain_ast.ssast.model import load_ssast
+from speechbrain_ast.weights import load_ssast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "SSAST")
@@ -133,17 +134,40 @@ def test_clip_sources_and_bad_input_are_named(tmp_path):
         list_clips({**folder, "data_folder": str(bad)})
 
 
-def test_plateau_halving_matches_torch_reduce_on_plateau():
+def test_lr_schedule_is_warmup_then_halving_on_plateau():
+    """The recipe's learning rates, step by step: the linear warm-up, then
+    torch's ReduceLROnPlateau on the accuracy equals the reference's rule
+    (halve after more than ``patience`` epochs without a strict increase)."""
+    lr, warmup, patience, steps_per_epoch = 1e-3, 3, 2, 2
     scores = [0.1, 0.3, 0.2, 0.25, 0.3, 0.28, 0.5, 0.4, 0.4, 0.4, 0.4]
-    param = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([param], lr=1.0)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="max", factor=0.5, patience=2, threshold=0
-    )
-    ours = PlateauHalving(factor=0.5, patience=2)
-    for score in scores:
-        sched.step(score)
-        assert ours.step(score) == opt.param_groups[0]["lr"]
+    brain = SSASTBrain(
+        modules={"m": torch.nn.Linear(1, 1)},
+        opt_class=lambda params: torch.optim.Adam(params, lr=lr),
+        hparams={
+            "lr": lr, "warmup_steps": warmup, "lr_factor": 0.5,
+            "lr_patience": patience,
+        },
+        run_opts={"device": "cpu"},
+    )  # fmt: skip
+    brain.init_optimizers()
+    ours, reference = [], []
+    best, bad, scale = -float("inf"), 0, 1.0
+    for epoch, score in enumerate(scores):
+        for k in range(steps_per_epoch):
+            brain.optimizer_step = epoch * steps_per_epoch + k
+            brain.on_fit_batch_start(None, should_step=True)
+            ours.append(brain.optimizer.param_groups[0]["lr"])
+            step = brain.optimizer_step + 1
+            reference.append(lr * min(1.0, step / warmup) * scale)
+        brain.lr_plateau.step(score)
+        if score > best:
+            best, bad = score, 0
+        else:
+            bad += 1
+            if bad > patience:
+                scale, bad = scale * 0.5, 0
+    assert scale < 1.0  # the scores plateaued: the test shows a halving
+    assert ours == pytest.approx(reference, rel=1e-12)
 
 
 def test_yaml_keys_are_used_by_the_script():
@@ -153,11 +177,8 @@ def test_yaml_keys_are_used_by_the_script():
     )
     if not os.path.isfile(os.path.join(utils, "check_yaml.py")):
         pytest.skip("upstream SpeechBrain's tests/utils are not here")
-    sys.path.insert(0, utils)
-    try:
-        from check_yaml import check_yaml_vs_script
-    finally:
-        sys.path.remove(utils)
+    check_yaml = runpy.run_path(os.path.join(utils, "check_yaml.py"))
+    check_yaml_vs_script = check_yaml["check_yaml_vs_script"]
     for name in ("ssast_small.yaml", "ssast_base.yaml"):
         assert check_yaml_vs_script(
             os.path.join(RECIPE, "hparams", name),

@@ -15,11 +15,11 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.data.audio import count_windows, iter_windows, load_audio
 from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model.lobe import AST, ASTHead
-from speechbrain_ast.tag import count_windows, iter_windows, main
+from speechbrain_ast.tag import main
 
 LABELS = ["dog", "rain", "speech", "siren", "engine"]
 

@@ -1,19 +1,18 @@
-"""The recipes' shared pieces: schedule, optimiser, shards, labels,
-checkpoint averaging, ensembles.
+"""The recipes' shared pieces: schedule, optimiser, DDP evaluation
+sampler, labels, checkpoint averaging, ensembles.
 
 Authors
  * speechbrain-ast developers
 """
 
 import copy
-import os
 
 import pytest
 import torch
 
-from speechbrain_ast import (
+from speechbrain_ast.training import (
     checkpoint,
-    distributed,
+    ddp,
     ensemble,
     labels,
     optim,
@@ -38,6 +37,45 @@ def test_schedule_equals_reference_multisteplr():
             )
             opt.step()
             ref.step()
+
+
+def test_schedule_is_not_speechbrains_step_scheduler():
+    """Why WarmupStepDecay is ours: SpeechBrain's StepScheduler decays from
+    the first epoch on, the reference only from its start epoch."""
+    from speechbrain.nnet.schedulers import StepScheduler
+
+    theirs = StepScheduler(1.0, decay_factor=0.85, decay_drop=1)
+    ours = optim.WarmupStepDecay(1.0, decay_start=5, decay_factor=0.85)
+    assert [ours(epoch) for epoch in (1, 2, 5)] == [1.0, 1.0, 1.0]
+    assert theirs(2)[0] == pytest.approx(0.85**2)
+
+
+def test_apply_sets_every_group_as_update_learning_rate_silently(caplog):
+    """The recipes apply the schedule's rate with ``apply``: every
+    parameter group gets what SpeechBrain's update_learning_rate would set,
+    without its log line at every warm-up step."""
+    import logging
+
+    from speechbrain.nnet.schedulers import update_learning_rate
+
+    def groups():
+        net = torch.nn.Linear(2, 2)
+        return optim.make_optimizer(
+            [{"params": [net.weight]}, {"params": [net.bias], "lr": 2.0}], 1.0
+        )
+
+    sched = optim.WarmupStepDecay(1.0, 4)
+    theirs, ours = groups(), groups()
+    with caplog.at_level(logging.INFO):
+        update_learning_rate(theirs, sched(1, step=2))
+        assert "Changing lr" in caplog.text
+        caplog.clear()
+        assert sched.apply(ours, 1, step=2) == 0.5
+        assert caplog.text == ""
+    assert [g["lr"] for g in ours.param_groups] == [
+        g["lr"] for g in theirs.param_groups
+    ]
+    assert [g["lr"] for g in ours.param_groups] == [0.5, 0.5]
 
 
 def test_warmup_is_linear_then_flat():
@@ -116,18 +154,52 @@ def test_resolve_hparams_file(tmp_path, monkeypatch):
     assert str(cwd / "hparams" / "c.yaml") in str(err.value)
 
 
-def test_shards_cover_every_example_once():
+def test_eval_sampler_covers_every_example_once():
     for n in (0, 1, 7, 10):
         for world in (1, 2, 3):
-            shards = [
-                list(distributed.ShardSampler(n, r, world))
+            slices = [
+                list(ddp.DistributedEvalSampler(n, r, world))
                 for r in range(world)
             ]
-            flat = sorted(i for s in shards for i in s)
-            assert flat == list(range(n))
-            assert [len(s) for s in shards] == [
-                len(distributed.ShardSampler(n, r, world)) for r in range(world)
+            assert sorted(i for s in slices for i in s) == list(range(n))
+            assert [len(s) for s in slices] == [
+                len(ddp.DistributedEvalSampler(n, r, world))
+                for r in range(world)
             ]
+
+
+def test_eval_sampler_is_not_torchs_distributed_sampler():
+    """Why DistributedEvalSampler is ours: torch's DistributedSampler pads
+    the last rank with a repeated example, which evaluation would count
+    twice."""
+    padded = torch.utils.data.DistributedSampler(
+        range(5), num_replicas=2, rank=1, shuffle=False
+    )
+    assert list(padded) == [1, 3, 0]
+    assert list(ddp.DistributedEvalSampler(5, 1, 2)) == [1, 3]
+
+
+def test_safe_checkpointer_falls_back_where_speechbrains_stops(tmp_path):
+    """Why SafeCheckpointer: with the newest checkpoint's file damaged,
+    SpeechBrain's Checkpointer raises; SafeCheckpointer warns, naming the
+    file, and loads the one before."""
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    saver = checkpoint.SafeCheckpointer(
+        tmp_path, {"model": torch.nn.Linear(3, 2)}
+    )
+    saver.save_checkpoint(meta={"n": 1})
+    newest = saver.save_checkpoint(meta={"n": 2})
+    (newest.path / "model.ckpt").write_bytes(b"")
+    with pytest.raises(EOFError):
+        Checkpointer(
+            tmp_path, {"model": torch.nn.Linear(3, 2)}
+        ).recover_if_possible()
+    with pytest.warns(UserWarning, match="model.ckpt is empty"):
+        found = checkpoint.SafeCheckpointer(
+            tmp_path, {"model": torch.nn.Linear(3, 2)}
+        ).recover_if_possible()
+    assert found.meta["n"] == 1
 
 
 def test_multi_hot_encoder_roundtrip(tmp_path):
@@ -154,42 +226,16 @@ def test_balanced_weights_follow_reference_formula():
     count = {"a": 3, "b": 1, "c": 1}
     expected = [sum(1000 / (count[k] + 0.01) for k in c) for c in clips]
     torch.testing.assert_close(weights, torch.tensor(expected).double())
-    sampler = labels.make_balanced_sampler(weights, num_samples=4000)
+    from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+
+    sampler = ReproducibleWeightedRandomSampler(
+        weights, num_samples=4000, replacement=True
+    )
     drawn = torch.bincount(torch.tensor(list(sampler)), minlength=4).double()
     # draws are proportional to the weights (rare classes over-sampled)
     torch.testing.assert_close(
         drawn / 4000, weights / weights.sum(), atol=0.03, rtol=0
     )
-
-
-def test_average_checkpoints_and_epoch_lookup(tmp_path):
-    model = torch.nn.Linear(3, 2)
-    states = []
-    for epoch in (1, 2, 3):
-        ckpt = tmp_path / f"CKPT+{epoch}"
-        ckpt.mkdir()
-        (ckpt / "CKPT.yaml").write_text(f"epoch: {epoch}\nacc: 0.5\n")
-        with torch.no_grad():
-            for p in model.parameters():
-                p.normal_()
-        states.append({k: v.clone() for k, v in model.state_dict().items()})
-        torch.save(model.state_dict(), ckpt / "embedding_model.ckpt")
-    found = checkpoint.find_epoch_checkpoints(tmp_path, 2, 3)
-    assert [os.path.basename(f) for f in found] == ["CKPT+2", "CKPT+3"]
-    avg = checkpoint.average_checkpoints(
-        [os.path.join(f, "embedding_model.ckpt") for f in found]
-    )
-    for key in avg:
-        torch.testing.assert_close(
-            avg[key], (states[1][key] + states[2][key]) / 2
-        )
-    with pytest.raises(FileNotFoundError, match=r"\[4\]"):
-        checkpoint.find_epoch_checkpoints(tmp_path, 3, 4)
-    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.ckpt")
-    with pytest.raises(ValueError, match="different keys"):
-        checkpoint.average_checkpoints(
-            [found[0] + "/embedding_model.ckpt", tmp_path / "bad.ckpt"]
-        )
 
 
 def test_ensemble_averages_scores():

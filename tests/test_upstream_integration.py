@@ -59,7 +59,7 @@ def test_model_folder_loads_through_encoder_classifier(tmp_path):
     gives the lobe's own logits (SpeechBrain's ``out_prob`` is the
     classifier's output)."""
     from speechbrain.inference.classifiers import EncoderClassifier
-    from speechbrain_ast.features.fbank import FixedNormalization, KaldiFbank
+    from speechbrain_ast.features import FixedNormalization, KaldiFbank
     from speechbrain_ast.inference.model_folder import export_model_folder
     from speechbrain_ast.model.lobe import AST, ASTHead
 

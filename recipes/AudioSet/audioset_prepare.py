@@ -99,7 +99,7 @@ def prepare_audioset(
     Example
     -------
     >>> import tempfile
-    >>> from scripts.synthetic.audioset import make_audioset
+    >>> from speechbrain_ast.testing.audioset import make_audioset
     >>> tmp = tempfile.mkdtemp()
     >>> data = make_audioset(tmp + "/as")
     >>> out = prepare_audioset(data, tmp + "/out")

@@ -40,6 +40,7 @@ import time
 # on sys.path), as train.py imports it
 from audioset_prepare import LABELS_FILE, prepare_audioset
 
+from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.utils.logger import get_logger
 from speechbrain_ast.data.prepare import check_audio_files, raise_for_bad_audio
 from speechbrain_ast.data.shards import write_shards
@@ -78,16 +79,17 @@ def read_manifest(path):
             f"Manifest {path} not found: run audioset_prepare.py (or this "
             "script with --data_folder) first."
         )
-    with open(path, newline="", encoding="utf-8") as f:
-        return [
-            {
-                "ID": row["ID"],
-                "wav": row["wav"],
-                "labels": [m for m in row["labels"].split(",") if m],
-                "duration": float(row["duration"]),
-            }
-            for row in csv.DictReader(f)
-        ]
+    # SpeechBrain's reader, as the file-based recipe's datasets use
+    rows = load_data_csv(path)
+    return [
+        {
+            "ID": clip_id,
+            "wav": row["wav"],
+            "labels": [m for m in row["labels"].split(",") if m],
+            "duration": row["duration"],
+        }
+        for clip_id, row in rows.items()
+    ]
 
 
 def make_shards(
@@ -132,7 +134,7 @@ def make_shards(
     Example
     -------
     >>> import tempfile
-    >>> from scripts.synthetic.audioset import make_audioset
+    >>> from speechbrain_ast.testing.audioset import make_audioset
     >>> tmp = tempfile.mkdtemp()
     >>> data = make_audioset(tmp + "/as")
     >>> out = make_shards(tmp + "/shards", data_folder=data, shard_size=4)

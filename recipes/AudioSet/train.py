@@ -1,34 +1,21 @@
 #!/usr/bin/env python3
-"""Recipe: AST on AudioSet (full or balanced), as in the AST paper.
+"""Fine-tunes the Audio Spectrogram Transformer on AudioSet (full or
+balanced), as in the AST paper.
 
-Run from the repository root or from this folder (a relative hparams path
-is looked up here first):
+To run (from the repository root or from this folder)::
 
     python recipes/AudioSet/train.py hparams/ast_full.yaml \
         --data_folder /path/to/audioset
 
-or, from the tar shards ``make_shards.py`` writes (no preparation; the
-same clips and labels streamed, shuffled in a buffer of ``shard_buffer``
-clips, split over DDP ranks and workers; a killed run resumes mid-epoch
-with ``--ckpt_interval_minutes``)::
+or, streamed from the tar shards of ``make_shards.py`` (no preparation;
+``--ckpt_interval_minutes`` resumes a killed run mid-epoch)::
 
-    python recipes/AudioSet/train.py hparams/ast_full.yaml \
-        --shards /path/to/shards
-
-Preparation reports the listed clips that are missing or unreadable before
-training starts (counts in the log, the list in
-``<output_folder>/manifests/missing_or_unreadable.csv``) and trains on the
-clips that exist. Multi-hot targets, BCE, mixup, SpecAugment, warm-up and
-step decay, the balanced sampler (full set) and per-epoch mAP / mAUC /
-d-prime on the eval set: :class:`AudioSetBrain` below and the library
-functions it calls.
+    python recipes/AudioSet/train.py hparams/ast_full.yaml --shards DIR
 
 The test stage evaluates the best epoch by validation mAP, then (with
-``weight_averaging``) the average of the epoch ``wa_start..wa_end``
-checkpoints; both write ``test mAP``, ``test mAUC`` and ``test dprime`` to
-``<output_folder>/train_log.txt``, the last line being the final model's.
-Its scores are saved as ``test_predictions.pt`` (input of ``ensemble.py``),
-the best single epoch's as ``test_predictions_best_epoch.pt``.
+``weight_averaging``) the mean weights of epochs ``wa_start..wa_end``; its
+scores are saved as ``test_predictions.pt`` (the input of ``ensemble.py``),
+the best epoch's as ``test_predictions_best_epoch.pt``.
 
 Authors
  * speechbrain-ast developers
@@ -39,67 +26,48 @@ import os
 import sys
 
 import torch
+import torch.nn.functional as F
 from audioset_prepare import prepare_audioset
+from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
+from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
+from speechbrain.utils.checkpoints import average_checkpoints
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.data.prepare import check_manifests
 from speechbrain_ast.data.shards import make_shard_loaders
-from speechbrain_ast.inference.model_folder import export_model_folder
-from speechbrain_ast.training.checkpoint import (
-    average_checkpoints,
-    find_epoch_checkpoints,
-)
-from speechbrain_ast.training.ddp import (
-    ShardedEvaluation,
-    end_ddp,
-    sharded_loader_kwargs,
-    unwrap,
-)
+from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.training import ddp
 from speechbrain_ast.training.labels import (
     MultiHotEncoder,
-    as_float_targets,
     balanced_sample_weights,
-    make_balanced_sampler,
 )
-from speechbrain_ast.training.losses import class_scores, classification_loss
 from speechbrain_ast.training.metrics import classification_stats
-from speechbrain_ast.training.optim import set_lr
 from speechbrain_ast.training.recipe import (
-    init_from_pretrained,
-    load_recipe_hparams,
-    log_jsonl,
-    parse_recipe_arguments,
-    save_predictions,
+    log_evaluation,
+    parse_arguments,
     user_errors,
 )
-
-# a relative hparams path is looked up here first (the prepare script is
-# imported from here too: Python puts the script's folder on sys.path)
-RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
+from speechbrain_ast.weights import init_from_pretrained
 
 logger = logging.getLogger(__name__)
-SPLITS = ("train", "eval")
 
 
 class AudioSetBrain(sb.core.Brain):
-    """AST on AudioSet: multi-label, BCE, mAP (the best checkpoint), mean
-    AUC, d-prime; evaluation of weight-averaged checkpoints.
+    """AST on AudioSet: multi-label, binary cross-entropy, mAP (the best
+    checkpoint), mean AUC, d-prime; evaluation of averaged weights.
 
-    Set :attr:`averaged_state` (module name -> state dict) to evaluate
-    those weights instead of the checkpoint the Checkpointer recovers.
-
-    Under DDP each rank evaluates its own shard of the validation and test
-    sets with the unwrapped modules, and the metrics are computed on the
-    gathered set: equal to a single-process run.
+    Under DDP each rank evaluates its own slice of the validation and test
+    sets with the unwrapped modules; the metrics are computed on the
+    gathered set, equal to a single-process run.
     """
 
     def compute_forward(self, batch, stage):
         """Waveforms -> logits ``[B, C]``, with the (mixed) targets."""
         batch = batch.to(self.device)
         wavs, lens = batch.sig
-        targets = as_float_targets(batch.target, self.hparams.n_classes)
+        targets = batch.target.data
         train = stage == sb.Stage.TRAIN
 
         # Mixup on waveforms and targets (the paper: probability 0.5)
@@ -117,17 +85,25 @@ class AudioSetBrain(sb.core.Brain):
         embedding_model = self.modules.embedding_model
         classifier = self.modules.classifier
         if not train:
-            embedding_model = unwrap(embedding_model)
-            classifier = unwrap(classifier)
+            embedding_model = ddp.unwrap(embedding_model)
+            classifier = ddp.unwrap(classifier)
         logits = classifier(embedding_model(feats))
         return logits, targets
 
     def compute_objectives(self, predictions, batch, stage):
-        """The loss; outside training also collects scores for metrics."""
+        """Cross-entropy with soft targets (``loss: ce``) or binary
+        cross-entropy (``bce``); outside training the scores are kept."""
         logits, targets = predictions
-        loss = classification_loss(logits, targets, self.hparams.loss)
+        logits = logits.float()
+        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
+            loss = F.cross_entropy(logits, targets)
+            scores = torch.softmax(logits, dim=-1)
+        elif self.hparams.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+            scores = torch.sigmoid(logits)
+        else:
+            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
         if stage != sb.Stage.TRAIN:
-            scores = class_scores(logits, self.hparams.loss)
             self.evaluation.append(batch.id, scores, targets, loss)
         return loss
 
@@ -135,32 +111,54 @@ class AudioSetBrain(sb.core.Brain):
         """Sets this step's learning rate (warm-up, then step decay)."""
         if should_step:
             epoch = self.hparams.epoch_counter.current
-            lr = self.hparams.lr_scheduler(epoch, self.optimizer_step + 1)
-            set_lr(self.optimizer, lr)
+            self.hparams.lr_scheduler.apply(
+                self.optimizer, epoch, self.optimizer_step + 1
+            )
 
     def make_dataloader(
         self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
     ):
-        """Validation and test under DDP: one disjoint shard per rank."""
+        """Validation and test under DDP: one disjoint slice per rank."""
         if stage != sb.Stage.TRAIN:
-            loader_kwargs = sharded_loader_kwargs(
+            loader_kwargs = ddp.distributed_loader_kwargs(
                 dataset, loader_kwargs, stage.name
             )
         return super().make_dataloader(
             dataset, stage, ckpt_prefix, **loader_kwargs
         )
 
-    averaged_state = None
+    average_epochs = None
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        """Recovers the best checkpoint, or loads the averaged weights."""
+        """Recovers the best checkpoint or, with :attr:`average_epochs`
+        ``(first, last)``, the mean weights of those epochs' checkpoints
+        (also saved in ``<save_folder>/averaged_epochs_<first>-<last>/``)."""
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
-        for name, state in (self.averaged_state or {}).items():
-            unwrap(self.modules[name]).load_state_dict(state)
+        if self.average_epochs is None:
+            return
+        first, last = self.average_epochs
+        checkpoints = self.checkpointer.find_checkpoints(
+            ckpt_predicate=lambda c: first <= c.meta.get("epoch", 0) <= last
+        )
+        if len(checkpoints) != last - first + 1:
+            raise ValueError(
+                f"weight averaging of epochs {first}-{last} needs one "
+                f"checkpoint per epoch, found {len(checkpoints)} in "
+                f"{self.checkpointer.checkpoints_dir}: keep them (ckpt_keep)."
+            )
+        out = os.path.join(
+            self.hparams.save_folder, f"averaged_epochs_{first}-{last}"
+        )
+        os.makedirs(out, exist_ok=True)
+        for name in ("embedding_model", "classifier"):
+            state = average_checkpoints(checkpoints, name)
+            ddp.unwrap(self.modules[name]).load_state_dict(state)
+            if if_main_process():
+                torch.save(state, os.path.join(out, f"{name}.ckpt"))
 
     def on_stage_start(self, stage, epoch=None):
         """A fresh collector for the evaluation stages."""
-        self.evaluation = ShardedEvaluation(self.hparams.n_classes)
+        self.evaluation = ddp.DistributedEvaluation(self.hparams.n_classes)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Metrics on the gathered set, logs, checkpoints."""
@@ -174,12 +172,13 @@ class AudioSetBrain(sb.core.Brain):
                 result["scores"], result["targets"], multi_label=True
             )
         )
-        logger.info(
-            "%s: %d examples evaluated (per rank: %s)",
-            stage.name,
-            len(result["ids"]),
-            result["per_rank"],
-        )
+        if stage == sb.Stage.TEST:
+            epoch = self.hparams.epoch_counter.current
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": epoch}, test_stats=stats
+            )
+        # metrics.jsonl (and the test predictions) before the checkpoint
+        log_evaluation(self.hparams.output_folder, stage, epoch, stats, result)
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -189,61 +188,40 @@ class AudioSetBrain(sb.core.Brain):
                 train_stats={"loss": self.train_loss},
                 valid_stats=stats,
             )
-            log_jsonl(
-                self.hparams.output_folder,
-                {"stage": "valid", "epoch": epoch, **stats},
-            )
             # the best by mAP (and the latest; every epoch for averaging)
             self.checkpointer.save_and_keep_only(
                 meta={**stats, "epoch": epoch},
                 max_keys=["mAP"],
                 num_to_keep=self.hparams.ckpt_keep,
             )
-        else:
-            loaded = self.hparams.epoch_counter.current
-            self.hparams.train_logger.log_stats(
-                {"Epoch loaded": loaded}, test_stats=stats
-            )
-            log_jsonl(
-                self.hparams.output_folder,
-                {
-                    "stage": "test",
-                    "epoch": loaded,
-                    "ids_evaluated": len(result["ids"]),
-                    "per_rank": result["per_rank"],
-                    **stats,
-                },
-            )
-            save_predictions(self.hparams.output_folder, result)
-        self.last_stats = stats
+
+
+def read_encoder(labels_file, n_classes):
+    """The multi-hot encoder of ``class_labels_indices.csv``, checked
+    against ``n_classes``."""
+    if not os.path.isfile(labels_file):
+        raise FileNotFoundError(
+            f"{labels_file} is missing: --shards must be the --save_folder "
+            "of make_shards.py (it holds train/, eval/ and "
+            "class_labels_indices.csv)."
+        )
+    encoder = MultiHotEncoder.from_class_labels_csv(labels_file)
+    if len(encoder) != n_classes:
+        raise ValueError(
+            f"{labels_file} has {len(encoder)} labels but n_classes is "
+            f"{n_classes}: pass --n_classes {len(encoder)}."
+        )
+    return encoder
 
 
 def dataio_prepare(hparams):
-    """Builds the train and eval datasets and the multi-hot encoder.
-
-    Arguments
-    ---------
-    hparams : dict
-        The loaded hyperparameters (``manifest_folder``, ``n_classes``).
-
-    Returns
-    -------
-    datasets : dict
-        ``train``, ``eval``: ``DynamicItemDataset`` giving ``id``, ``sig``
-        (waveform) and ``target`` (float multi-hot ``[n_classes]``).
-    encoder : MultiHotEncoder
-        Label mids in ``class_labels_indices.csv`` order.
-    """
+    """The train and eval datasets (``id``, ``sig``, multi-hot ``target``)
+    and the multi-hot encoder."""
     manifests = hparams["manifest_folder"]
-    encoder = MultiHotEncoder.from_class_labels_csv(
-        os.path.join(manifests, "class_labels_indices.csv")
+    encoder = read_encoder(
+        os.path.join(manifests, "class_labels_indices.csv"),
+        hparams["n_classes"],
     )
-    if len(encoder) != hparams["n_classes"]:
-        raise ValueError(
-            f"{manifests}/class_labels_indices.csv has {len(encoder)} labels"
-            f" but n_classes is {hparams['n_classes']}: pass --n_classes "
-            f"{len(encoder)}."
-        )
 
     # "sig" and "target" are dynamic items: not names of manifest columns
     @sb.utils.data_pipeline.takes("wav")
@@ -256,10 +234,11 @@ def dataio_prepare(hparams):
     def label_pipeline(labels):
         return encoder.encode(labels.split(","))
 
+    splits = ("train", "eval")
     # before training, not in the middle of an epoch
-    check_manifests([os.path.join(manifests, f"{s}.csv") for s in SPLITS])
+    check_manifests([os.path.join(manifests, f"{s}.csv") for s in splits])
     datasets = {}
-    for split in SPLITS:
+    for split in splits:
         datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
             csv_path=os.path.join(manifests, f"{split}.csv"),
             dynamic_items=[audio_pipeline, label_pipeline],
@@ -268,120 +247,55 @@ def dataio_prepare(hparams):
     return datasets, encoder
 
 
-def shard_loaders(hparams):
-    """The train and eval loaders of a ``make_shards.py`` folder
-    (``shards``): streamed, shuffled with ``shard_buffer`` clips, split over
-    DDP ranks and workers, balanced resampling with ``balanced_sampler``.
-
-    Arguments
-    ---------
-    hparams : dict
-        The loaded hyperparameters (``shards``, ``n_classes``,
-        ``batch_size``, ``num_workers``, ``seed``, ``balanced_sampler``,
-        ``shard_buffer``, ``epoch_counter``).
-
-    Returns
-    -------
-    loaders : dict
-        ``train``, ``eval``: ``ShardLoader`` objects for ``fit`` and
-        ``evaluate`` (used as they are: no loader options apply).
-    encoder : MultiHotEncoder
-        Label mids in the shards' ``class_labels_indices.csv`` order.
-    """
-    labels_file = os.path.join(hparams["shards"], "class_labels_indices.csv")
-    if not os.path.isfile(labels_file):
-        raise FileNotFoundError(
-            f"{labels_file} is missing: --shards must be the --save_folder "
-            "of make_shards.py (it holds train/, eval/ and "
-            "class_labels_indices.csv)."
-        )
-    encoder = MultiHotEncoder.from_class_labels_csv(labels_file)
-    if len(encoder) != hparams["n_classes"]:
-        raise ValueError(
-            f"{labels_file} has {len(encoder)} labels but n_classes is "
-            f"{hparams['n_classes']}: pass --n_classes {len(encoder)}."
-        )
-    loaders = make_shard_loaders(
-        hparams["shards"],
-        encoder,
-        hparams["batch_size"],
-        num_workers=hparams["num_workers"],
-        seed=hparams["seed"],
-        balanced=hparams["balanced_sampler"],
-        buffer_size=hparams["shard_buffer"],
-        epoch_counter=hparams["epoch_counter"],
+def balanced_sampler(train_set, encoder, seed):
+    """AudioSet's per-clip weights (rare labels drawn more often) in a
+    reproducible weighted sampler, replacing shuffling."""
+    with train_set.output_keys_as(["labels"]):
+        label_lists = [item["labels"].split(",") for item in train_set]
+    weights = balanced_sample_weights(label_lists, encoder)
+    logger.info("Balanced sampler over %d clips", len(weights))
+    return ReproducibleWeightedRandomSampler(
+        weights.double(), num_samples=len(weights), replacement=True, seed=seed
     )
-    return loaders, encoder
-
-
-def train_loader_options(hparams, train_set, encoder):
-    """The train loader options; with ``balanced_sampler`` a weighted
-    sampler (AudioSet's per-clip weights) replaces shuffling."""
-    options = dict(hparams["train_dataloader_options"])
-    if hparams["balanced_sampler"]:
-        with train_set.output_keys_as(["labels"]):
-            label_lists = [item["labels"].split(",") for item in train_set]
-        weights = balanced_sample_weights(label_lists, encoder)
-        logger.info(
-            "Balanced sampler over %d clips (weights %.1f .. %.1f)",
-            len(weights),
-            weights.min(),
-            weights.max(),
-        )
-        options.pop("shuffle", None)
-        options["sampler"] = make_balanced_sampler(
-            weights, seed=hparams["seed"]
-        )
-    return options
-
-
-def average_epochs(brain, first, last):
-    """Mean weights of the epoch ``first..last`` checkpoints, also saved
-    under ``<save_folder>/averaged_epochs_<first>-<last>/``."""
-    folders = find_epoch_checkpoints(
-        brain.checkpointer.checkpoints_dir, first, last
-    )
-    logger.info("Weight averaging of %s", folders)
-    averaged = {
-        name: average_checkpoints(
-            [os.path.join(folder, f"{name}.ckpt") for folder in folders]
-        )
-        for name in ("embedding_model", "classifier")
-    }
-    if if_main_process():
-        out = os.path.join(
-            brain.hparams.save_folder, f"averaged_epochs_{first}-{last}"
-        )
-        os.makedirs(out, exist_ok=True)
-        for name, state in averaged.items():
-            torch.save(state, os.path.join(out, f"{name}.ckpt"))
-    return averaged
 
 
 if __name__ == "__main__":
     # --help lists the yaml's keys; a missing --data_folder is one line
-    hparams_file, run_opts, overrides = parse_recipe_arguments(
-        sys.argv[1:], RECIPE_DIR, "hparams/ast_full.yaml"
+    hparams_file, run_opts, overrides = parse_arguments(
+        sys.argv[1:], "hparams/ast_full.yaml"
     )
     sb.utils.distributed.ddp_init_group(run_opts)
-    hparams = load_recipe_hparams(hparams_file, overrides)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    logger.info("hparams file: %s", hparams_file)
 
     # a wrong data folder, bad clips, n_classes or checkpoint: one line
     with user_errors():
         if hparams["shards"]:
             # streamed from make_shards.py's tar shards: no preparation
-            loaders, encoder = shard_loaders(hparams)
+            encoder = read_encoder(
+                os.path.join(hparams["shards"], "class_labels_indices.csv"),
+                hparams["n_classes"],
+            )
+            loaders = make_shard_loaders(
+                hparams["shards"],
+                encoder,
+                hparams["batch_size"],
+                num_workers=hparams["num_workers"],
+                seed=hparams["seed"],
+                balanced=hparams["balanced_sampler"],
+                buffer_size=hparams["shard_buffer"],
+                epoch_counter=hparams["epoch_counter"],
+            )
             train_data, eval_data = loaders["train"], loaders["eval"]
             # a killed run resumes mid-epoch where the loader stopped
-            hparams["checkpointer"].add_recoverable(
-                "train_loader", loaders["train"]
-            )
+            hparams["checkpointer"].add_recoverable("train_loader", train_data)
+            # the shard loaders batch, shuffle and split over ranks
+            fit_options, test_options = {}, {}
         else:
             if not hparams["data_folder"]:
                 raise ValueError(
@@ -401,9 +315,21 @@ if __name__ == "__main__":
             )
             datasets, encoder = dataio_prepare(hparams)
             train_data, eval_data = datasets["train"], datasets["eval"]
+            train_options = dict(hparams["train_dataloader_options"])
+            if hparams["balanced_sampler"]:
+                train_options.pop("shuffle", None)
+                train_options["sampler"] = balanced_sampler(
+                    train_data, encoder, hparams["seed"]
+                )
+            fit_options = {
+                "train_loader_kwargs": train_options,
+                "valid_loader_kwargs": hparams["test_dataloader_options"],
+            }
+            test_options = {
+                "test_loader_kwargs": hparams["test_dataloader_options"]
+            }
         if if_main_process():
             encoder.save(os.path.join(hparams["save_folder"], "labels.txt"))
-
         loaded = init_from_pretrained(
             hparams["embedding_model"],
             audioset_pretrain=hparams["audioset_pretrain"],
@@ -422,20 +348,7 @@ if __name__ == "__main__":
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    if hparams["shards"]:
-        # the shard loaders batch, shuffle and split over ranks themselves
-        fit_options, test_options = {}, {}
-    else:
-        fit_options = {
-            "train_loader_kwargs": train_loader_options(
-                hparams, train_data, encoder
-            ),
-            "valid_loader_kwargs": hparams["test_dataloader_options"],
-        }
-        test_options = {
-            "test_loader_kwargs": hparams["test_dataloader_options"]
-        }
-    # The reference validates on the eval set every epoch; so do we.
+    # the reference validates on the eval set every epoch; so do we
     brain.fit(hparams["epoch_counter"], train_data, eval_data, **fit_options)
     brain.evaluate(eval_data, max_key="mAP", **test_options)
     if hparams["weight_averaging"]:
@@ -444,11 +357,10 @@ if __name__ == "__main__":
         )
         if if_main_process():
             os.replace(
-                predictions,
-                predictions.replace(".pt", "_best_epoch.pt"),
+                predictions, predictions.replace(".pt", "_best_epoch.pt")
             )
         first, last = hparams["wa_start"], hparams["wa_end"]
-        brain.averaged_state = average_epochs(brain, first, last)
+        brain.average_epochs = (first, last)
         hparams["train_logger"].log_stats(
             {"weight averaging of epochs": f"{first}-{last}"}
         )
@@ -465,4 +377,4 @@ if __name__ == "__main__":
             overwrite=True,
         )
         logger.info("Model exported to %s", folder)
-    end_ddp()
+    ddp.end_ddp()

@@ -148,7 +148,7 @@ def prepare_esc50(
     Example
     -------
     >>> import tempfile
-    >>> from scripts.synthetic.esc50 import make_esc50
+    >>> from speechbrain_ast.testing.esc50 import make_esc50
     >>> data = make_esc50(tempfile.mkdtemp(), n_classes=2, duration=0.3)
     >>> out = prepare_esc50(data, tempfile.mkdtemp(), [1, 2, 3], [4], [5])
     >>> sorted(out)
@@ -209,3 +209,101 @@ def prepare_esc50(
     # written last: its presence means the manifests are complete
     save_prepared(save_folder, options)
     return manifests
+
+
+def class_names(
+    data_names,
+    n_classes,
+    official=None,
+    allow_unseen=False,
+    source="the data",
+):
+    """The class names of a recipe in index order, checked against
+    ``n_classes``.
+
+    Arguments
+    ---------
+    data_names : dict
+        Class index -> name, as the data has them.
+    n_classes : int
+        The recipe's (the classifier's) number of classes.
+    official : list of str, optional
+        The dataset's official names in index order (e.g. ESC-50's 50
+        categories). Then ``n_classes`` may not exceed their number; with
+        ``n_classes == len(official)`` the classes no clip has are named
+        from it, and every data name must equal the official one.
+    allow_unseen : bool
+        Accept ``n_classes`` above the data's classes without ``official``
+        covering them: the classes no clip has are named from
+        ``official`` (checked as above) or ``class<i>``.
+    source : str
+        Where the data names come from, for the messages.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        Naming the numbers and the flag to pass.
+
+    Example
+    -------
+    >>> class_names({0: "dog", 1: "rooster"}, 2)
+    ['dog', 'rooster']
+    >>> class_names({0: "dog"}, 3, official=["dog", "rooster", "pig"])
+    ['dog', 'rooster', 'pig']
+    >>> try:
+    ...     class_names({0: "dog", 1: "rooster"}, 3)
+    ... except ValueError as err:
+    ...     print(str(err)[:56])
+    n_classes is 3 but the data has 2 classes (indices 0..1;
+    """
+    if not data_names:
+        raise ValueError(f"{source} has no classes: check the dataset.")
+    top = max(data_names)
+    if top >= n_classes:
+        raise ValueError(
+            f"{source} has class index {top} but n_classes is {n_classes}: "
+            f"pass --n_classes {top + 1}."
+        )
+    if official is not None and n_classes > len(official):
+        raise ValueError(
+            f"n_classes is {n_classes} but the dataset has {len(official)} "
+            f"classes: pass --n_classes {len(official)} or fewer."
+        )
+    unseen = [i for i in range(n_classes) if i not in data_names]
+    if not unseen:
+        return [data_names[i] for i in range(n_classes)]
+    complete = official is not None and n_classes == len(official)
+    if not (complete or allow_unseen):
+        shown = ", ".join(str(i) for i in unseen[:8])
+        shown += ", ..." if len(unseen) > 8 else ""
+        raise ValueError(
+            f"n_classes is {n_classes} but {source} has {len(data_names)} "
+            f"classes (indices {min(data_names)}..{top}; no clip has class "
+            f"{shown}): pass --n_classes {top + 1}, or "
+            "--allow_unseen_classes True to train a classifier with "
+            "classes that no clip has."
+        )
+    if official is None:
+        logger.warning(
+            "n_classes %d: classes %s have no clip and are named class<i>",
+            n_classes,
+            unseen,
+        )
+        return [data_names.get(i, f"class{i}") for i in range(n_classes)]
+    wrong = [
+        f"{i}: {name!r} (official: {official[i]!r})"
+        for i, name in sorted(data_names.items())
+        if name != official[i]
+    ]
+    if wrong:
+        raise ValueError(
+            f"{source} names {len(wrong)} classes otherwise than the "
+            f"dataset's official list ({'; '.join(wrong[:5])}), so the "
+            f"{len(unseen)} classes no clip has cannot be named from it: "
+            f"pass --n_classes {top + 1} to train on the data's classes."
+        )
+    return [official[i] for i in range(n_classes)]

@@ -7,19 +7,11 @@ To run (from the repository root or from this folder)::
         --data_folder /path/to/ESC-50-master \
         --audioset_pretrain /path/to/audioset_10_10_0.4593.pth
 
-A tiny model on a CPU::
-
-    python train.py hparams/ast.yaml --data_folder ... --embed_dim 64 \
-        --depth 2 --num_heads 2 --imagenet_pretrain False \
-        --audioset_pretrain False
-
-Multi-GPU: ``torchrun --nproc_per_node=N train.py hparams/ast.yaml ...``
-(``--distributed_backend gloo --device cpu`` on CPUs). :class:`ESC50Brain`
-below is the whole training loop: waveform mixup, Kaldi fbank, SpecAugment,
-normalisation, the AST lobe and its head, cross-entropy, per-epoch accuracy,
-the learning-rate schedule and checkpoints. At the end the best checkpoint is
-evaluated on the test folds (``test acc`` in train_log.txt) and exported as
-an ``EncoderClassifier`` folder in ``<output_folder>/model``.
+A tiny model on a CPU: ``--embed_dim 64 --depth 2 --num_heads 2
+--imagenet_pretrain False --audioset_pretrain False``. Multi-GPU:
+``torchrun --nproc_per_node=N train.py hparams/ast.yaml ...``. The best
+checkpoint is evaluated on the test folds (``test acc`` in train_log.txt)
+and exported as an ``EncoderClassifier`` folder, ``<output_folder>/model``.
 
 Authors
  * speechbrain-ast developers
@@ -30,56 +22,41 @@ import os
 import sys
 
 import torch
-from esc50_prepare import prepare_esc50
+import torch.nn.functional as F
+from esc50_prepare import class_names, prepare_esc50
+from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
-from speechbrain_ast.convert import LABEL_FILES, read_labels
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.data.prepare import check_manifests
-from speechbrain_ast.inference.model_folder import export_model_folder
-from speechbrain_ast.training.ddp import (
-    ShardedEvaluation,
-    end_ddp,
-    sharded_loader_kwargs,
-    unwrap,
-)
-from speechbrain_ast.training.labels import as_float_targets
-from speechbrain_ast.training.losses import class_scores, classification_loss
+from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.training import ddp
 from speechbrain_ast.training.metrics import classification_stats
-from speechbrain_ast.training.optim import set_lr
 from speechbrain_ast.training.recipe import (
-    class_names,
-    init_from_pretrained,
-    load_recipe_hparams,
-    log_jsonl,
-    parse_recipe_arguments,
-    save_predictions,
+    log_evaluation,
+    parse_arguments,
     user_errors,
 )
-
-# a relative hparams path is looked up here first (the prepare script is
-# imported from here too: Python puts the script's folder on sys.path)
-RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
-# ESC-50's 50 categories in target order (names the classes no clip has)
-OFFICIAL_LABELS = os.path.join(LABEL_FILES, "esc_class_labels_indices.csv")
+from speechbrain_ast.weights import init_from_pretrained
+from speechbrain_ast.weights.labels import LABEL_FILES, read_labels
 
 logger = logging.getLogger(__name__)
 
 
 class ESC50Brain(sb.core.Brain):
-    """AST on ESC-50: single label, cross-entropy, accuracy.
+    """AST on ESC-50: one class per clip, cross-entropy, accuracy.
 
-    Under DDP each rank evaluates its own shard of the validation and test
-    sets with the unwrapped modules, and the metrics are computed on the
-    gathered set: equal to a single-process run.
+    Under DDP each rank evaluates its own slice of the validation and test
+    sets with the unwrapped modules; the metrics are computed on the
+    gathered set, equal to a single-process run.
     """
 
     def compute_forward(self, batch, stage):
         """Waveforms -> logits ``[B, C]``, with the (mixed) targets."""
         batch = batch.to(self.device)
         wavs, lens = batch.sig
-        targets = as_float_targets(batch.target, self.hparams.n_classes)
+        targets = batch.target.data
         train = stage == sb.Stage.TRAIN
 
         # Mixup on waveforms and targets (off in the paper's ESC-50 set-up)
@@ -97,17 +74,25 @@ class ESC50Brain(sb.core.Brain):
         embedding_model = self.modules.embedding_model
         classifier = self.modules.classifier
         if not train:
-            embedding_model = unwrap(embedding_model)
-            classifier = unwrap(classifier)
+            embedding_model = ddp.unwrap(embedding_model)
+            classifier = ddp.unwrap(classifier)
         logits = classifier(embedding_model(feats))
         return logits, targets
 
     def compute_objectives(self, predictions, batch, stage):
-        """The loss; outside training also collects scores for metrics."""
+        """Cross-entropy with soft targets (``loss: ce``) or binary
+        cross-entropy (``bce``); outside training the scores are kept."""
         logits, targets = predictions
-        loss = classification_loss(logits, targets, self.hparams.loss)
+        logits = logits.float()
+        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
+            loss = F.cross_entropy(logits, targets)
+            scores = torch.softmax(logits, dim=-1)
+        elif self.hparams.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+            scores = torch.sigmoid(logits)
+        else:
+            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
         if stage != sb.Stage.TRAIN:
-            scores = class_scores(logits, self.hparams.loss)
             self.evaluation.append(batch.id, scores, targets, loss)
         return loss
 
@@ -115,15 +100,16 @@ class ESC50Brain(sb.core.Brain):
         """Sets this step's learning rate (warm-up, then step decay)."""
         if should_step:
             epoch = self.hparams.epoch_counter.current
-            lr = self.hparams.lr_scheduler(epoch, self.optimizer_step + 1)
-            set_lr(self.optimizer, lr)
+            self.hparams.lr_scheduler.apply(
+                self.optimizer, epoch, self.optimizer_step + 1
+            )
 
     def make_dataloader(
         self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
     ):
-        """Validation and test under DDP: one disjoint shard per rank."""
+        """Validation and test under DDP: one disjoint slice per rank."""
         if stage != sb.Stage.TRAIN:
-            loader_kwargs = sharded_loader_kwargs(
+            loader_kwargs = ddp.distributed_loader_kwargs(
                 dataset, loader_kwargs, stage.name
             )
         return super().make_dataloader(
@@ -132,7 +118,7 @@ class ESC50Brain(sb.core.Brain):
 
     def on_stage_start(self, stage, epoch=None):
         """A fresh collector for the evaluation stages."""
-        self.evaluation = ShardedEvaluation(self.hparams.n_classes)
+        self.evaluation = ddp.DistributedEvaluation(self.hparams.n_classes)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Metrics on the gathered set, logs, checkpoints."""
@@ -142,12 +128,13 @@ class ESC50Brain(sb.core.Brain):
         result = self.evaluation.gather()
         stats = {"loss": result["loss"]}
         stats.update(classification_stats(result["scores"], result["targets"]))
-        logger.info(
-            "%s: %d examples evaluated (per rank: %s)",
-            stage.name,
-            len(result["ids"]),
-            result["per_rank"],
-        )
+        if stage == sb.Stage.TEST:
+            epoch = self.hparams.epoch_counter.current
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": epoch}, test_stats=stats
+            )
+        # metrics.jsonl (and the test predictions) before the checkpoint
+        log_evaluation(self.hparams.output_folder, stage, epoch, stats, result)
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -157,37 +144,17 @@ class ESC50Brain(sb.core.Brain):
                 train_stats={"loss": self.train_loss},
                 valid_stats=stats,
             )
-            log_jsonl(
-                self.hparams.output_folder,
-                {"stage": "valid", "epoch": epoch, **stats},
-            )
             # the best by accuracy (and the latest) are kept
             self.checkpointer.save_and_keep_only(
                 meta={**stats, "epoch": epoch},
                 max_keys=["acc"],
                 num_to_keep=self.hparams.ckpt_keep,
             )
-        else:
-            loaded = self.hparams.epoch_counter.current
-            self.hparams.train_logger.log_stats(
-                {"Epoch loaded": loaded}, test_stats=stats
-            )
-            log_jsonl(
-                self.hparams.output_folder,
-                {
-                    "stage": "test",
-                    "epoch": loaded,
-                    "ids_evaluated": len(result["ids"]),
-                    "per_rank": result["per_rank"],
-                    **stats,
-                },
-            )
-            save_predictions(self.hparams.output_folder, result)
-        self.last_stats = stats
 
 
 def dataio_prepare(hparams):
-    """Datasets of the three splits and the labels in index order."""
+    """The datasets of the three splits and the class names in index
+    order (the classes no clip has take ESC-50's official names)."""
 
     # "sig" and "target" are dynamic items: not names of manifest columns
     @sb.utils.data_pipeline.takes("wav")
@@ -198,7 +165,8 @@ def dataio_prepare(hparams):
     @sb.utils.data_pipeline.takes("class_index")
     @sb.utils.data_pipeline.provides("target")
     def label_pipeline(class_index):
-        return torch.tensor([int(class_index)])
+        index = torch.tensor(int(class_index))
+        return F.one_hot(index, hparams["n_classes"]).float()
 
     manifests = {
         split: os.path.join(hparams["save_folder"], f"{split}.csv")
@@ -216,11 +184,12 @@ def dataio_prepare(hparams):
         with datasets[split].output_keys_as(["class_index", "category"]):
             for item in datasets[split]:
                 labels[int(item["class_index"])] = item["category"]
+    official = os.path.join(LABEL_FILES, "esc_class_labels_indices.csv")
     names = class_names(
         labels,
         hparams["n_classes"],
-        official=read_labels(OFFICIAL_LABELS),
-        allow_unseen=hparams.get("allow_unseen_classes", False),
+        official=read_labels(official),
+        allow_unseen=hparams["allow_unseen_classes"],
         source=f"the manifests in {hparams['save_folder']}",
     )
     return datasets, names
@@ -228,17 +197,17 @@ def dataio_prepare(hparams):
 
 if __name__ == "__main__":
     # --help lists the yaml's keys; a missing --data_folder is one line
-    hparams_file, run_opts, overrides = parse_recipe_arguments(
-        sys.argv[1:], RECIPE_DIR, "hparams/ast.yaml"
+    hparams_file, run_opts, overrides = parse_arguments(
+        sys.argv[1:], "hparams/ast.yaml"
     )
     sb.utils.distributed.ddp_init_group(run_opts)
-    hparams = load_recipe_hparams(hparams_file, overrides)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    logger.info("hparams file: %s", hparams_file)
 
     # a wrong data folder, bad clips, n_classes or checkpoint: one line
     with user_errors():
@@ -254,7 +223,6 @@ if __name__ == "__main__":
                 },
             )
         datasets, labels = dataio_prepare(hparams)
-
         loaded = init_from_pretrained(
             hparams["embedding_model"],
             audioset_pretrain=hparams["audioset_pretrain"],
@@ -297,4 +265,4 @@ if __name__ == "__main__":
             overwrite=True,
         )
         logger.info("Model exported to %s", folder)
-    end_ddp()
+    ddp.end_ddp()

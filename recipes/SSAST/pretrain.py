@@ -18,7 +18,7 @@ Multi-GPU: ``torchrun --nproc_per_node=N pretrain.py hparams/ssast_base.yaml
 stopped (killed, or out of time) starts again from its last checkpoint when
 the same command is given again; ``--ckpt_interval_minutes 30`` also saves
 inside long epochs. At the end the encoder is written, weights only, to
-``DIR/ssast_encoder.pt``, which ``speechbrain_ast.ssast.model.load_ssast`` loads
+``DIR/ssast_encoder.pt``, which ``speechbrain_ast.weights.load_ssast`` loads
 into an AST lobe for fine-tuning.
 
 Each step: waveforms -> Kaldi fbank (padded / cut to ``target_length``) ->
@@ -35,7 +35,6 @@ Authors
 
 import csv
 import logging
-import math
 import os
 import random
 import sys
@@ -44,82 +43,42 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
-from speechbrain.utils.checkpoints import (
-    mark_as_loader,
-    mark_as_saver,
-    register_checkpoint_hooks,
-)
+from speechbrain.nnet.schedulers import update_learning_rate
 from speechbrain.utils.distributed import ddp_all_reduce, if_main_process
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.data.prepare import check_audio_files, raise_for_bad_audio
-from speechbrain_ast.ssast.model import save_ssast_encoder
-from speechbrain_ast.training.checkpoint import ASTCheckpointer
+from speechbrain_ast.training.checkpoint import SafeCheckpointer
 from speechbrain_ast.training.ddp import end_ddp
-from speechbrain_ast.training.recipe import resolve_hparams_file
+from speechbrain_ast.training.recipe import parse_arguments
+from speechbrain_ast.weights import save_ssast_encoder
 
-RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
 AUDIO_EXTENSIONS = (".wav", ".flac")
 STAT_NAMES = ("mpc", "acc", "mpg")
 
 logger = logging.getLogger(__name__)
 
 
-@register_checkpoint_hooks
-class PlateauHalving:
-    """Multiplies the learning rate by ``factor`` when a score has not
-    improved for more than ``patience`` epochs (as PyTorch's
-    ``ReduceLROnPlateau(mode="max")``, which the reference uses on the
-    validation masked-patch accuracy). Saved with the checkpoints.
+class SSASTBrain(sb.Brain):
+    """Masked patch pretraining: the loss, its parts and the schedule.
 
-    Arguments
-    ---------
-    factor : float
-        Multiplier applied on a plateau.
-    patience : int
-        Epochs without improvement tolerated.
-
-    Example
-    -------
-    >>> plateau = PlateauHalving(factor=0.5, patience=1)
-    >>> [plateau.step(acc) for acc in (0.1, 0.2, 0.2, 0.2, 0.3)]
-    [1.0, 1.0, 1.0, 0.5, 0.5]
+    The schedule is the reference's: a linear warm-up over
+    ``warmup_steps``, then PyTorch's ``ReduceLROnPlateau`` on the masked
+    patch accuracy (``mode="max"``, ``threshold=0``: any increase is an
+    improvement), saved with the checkpoints.
     """
 
-    def __init__(self, factor=0.5, patience=2):
-        self.factor = factor
-        self.patience = patience
-        self.best = -math.inf
-        self.bad_epochs = 0
-        self.scale = 1.0
-
-    def step(self, score):
-        """Records an epoch's score; returns the current lr scale."""
-        if score > self.best:
-            self.best, self.bad_epochs = score, 0
-        else:
-            self.bad_epochs += 1
-            if self.bad_epochs > self.patience:
-                self.scale *= self.factor
-                self.bad_epochs = 0
-        return self.scale
-
-    @mark_as_saver
-    def save(self, path):
-        """Writes the state (best score, bad epochs, scale)."""
-        state = {"best": self.best, "bad": self.bad_epochs, "scale": self.scale}
-        torch.save(state, path)
-
-    @mark_as_loader
-    def load(self, path, end_of_epoch=False):
-        """Reads the state written by :meth:`save`."""
-        del end_of_epoch  # the state is the same mid-epoch
-        state = torch.load(path, weights_only=True)
-        self.best, self.bad_epochs = state["best"], state["bad"]
-        self.scale = state["scale"]
-
-
-class SSASTBrain(sb.Brain):
-    """Masked patch pretraining: the loss, its parts and the schedule."""
+    def init_optimizers(self):
+        """The optimiser and, on it, the plateau schedule."""
+        super().init_optimizers()
+        self.lr_plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer,
+            mode="max",
+            factor=self.hparams.lr_factor,
+            patience=self.hparams.lr_patience,
+            threshold=0,
+        )
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("lr_plateau", self.lr_plateau)
 
     def compute_forward(self, batch, stage):
         """Waveforms -> features -> the SSAST losses (a dict)."""
@@ -142,16 +101,12 @@ class SSASTBrain(sb.Brain):
         return predictions["loss"]
 
     def on_fit_batch_start(self, batch, should_step):
-        """Linear warm-up over ``warmup_steps``, times the plateau scale."""
-        if not should_step:
-            return
+        """Linear warm-up over ``warmup_steps``; afterwards the plateau
+        schedule alone sets the learning rate."""
         step = self.optimizer_step + 1
-        warmup = self.hparams.warmup_steps
-        lr = self.hparams.lr * self.hparams.lr_plateau.scale
-        if warmup > 0:
-            lr *= min(1.0, step / warmup)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        if should_step and step <= self.hparams.warmup_steps:
+            lr = self.hparams.lr * step / self.hparams.warmup_steps
+            update_learning_rate(self.optimizer, lr)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the sums; a fresh fixed-seed mask source to validate."""
@@ -184,9 +139,9 @@ class SSASTBrain(sb.Brain):
         else:
             valid_stats, score = stats, stats["acc"]
         lr = self.optimizer.param_groups[0]["lr"]
-        scale = self.hparams.lr_plateau.step(score)
+        self.lr_plateau.step(score)
         self.hparams.train_logger.log_stats(
-            stats_meta={"epoch": epoch, "lr": lr, "lr_scale": scale},
+            stats_meta={"epoch": epoch, "lr": lr},
             train_stats=self.train_stats,
             valid_stats=valid_stats,
         )
@@ -311,8 +266,10 @@ def dataio_prepare(hparams):
 
 
 if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    hparams_file = resolve_hparams_file(hparams_file, RECIPE_DIR)
+    # --help lists the yaml's keys; the hparams file is looked up here first
+    hparams_file, run_opts, overrides = parse_arguments(
+        sys.argv[1:], "hparams/ssast_small.yaml"
+    )
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
@@ -323,14 +280,11 @@ if __name__ == "__main__":
     )
     train_data, valid_data = dataio_prepare(hparams)
 
-    lr_plateau = PlateauHalving(hparams["lr_factor"], hparams["lr_patience"])
-    hparams["lr_plateau"] = lr_plateau
-    checkpointer = ASTCheckpointer(
+    checkpointer = SafeCheckpointer(
         hparams["save_folder"],
         recoverables={
             "ssast_model": hparams["ssast_model"],
             "counter": hparams["epoch_counter"],
-            "lr_plateau": lr_plateau,
         },
     )
     brain = SSASTBrain(

@@ -87,7 +87,7 @@ def prepare_speech_commands(
     Example
     -------
     >>> import tempfile
-    >>> from scripts.synthetic.speech_commands import make_speech_commands
+    >>> from speechbrain_ast.testing.speech_commands import make_speech_commands
     >>> tmp = tempfile.mkdtemp()
     >>> data = make_speech_commands(tmp + "/sc", words=["yes", "no"])
     >>> out = prepare_speech_commands(data, tmp + "/out", download=False)

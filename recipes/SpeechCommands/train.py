@@ -1,17 +1,16 @@
 #!/usr/bin/env python3
-"""Recipe: AST on Speech Commands V2 (35 words), as in the AST paper.
+"""Fine-tunes the Audio Spectrogram Transformer on Speech Commands V2 (35
+words), as in the AST paper.
 
-Run from the repository root or from this folder (a relative hparams path
-is looked up here first):
+To run (from the repository root or from this folder)::
 
     python recipes/SpeechCommands/train.py hparams/ast.yaml \
         --data_folder /path/to/speech_commands_v0.02
 
 Trains on the official training clips, keeps the checkpoint with the best
-validation accuracy and writes the test accuracy (``acc`` in [0, 1]) to
-``<output_folder>/train_log.txt``. The training loop (mixup, SpecAugment,
-noise + roll, BCE, the paper's optimiser and schedule, sharded DDP
-evaluation) is :class:`SpeechCommandsBrain` below.
+validation accuracy, writes the test accuracy (``acc`` in [0, 1]) to
+``<output_folder>/train_log.txt`` and exports the model folder
+``<output_folder>/model``.
 
 Authors
  * speechbrain-ast developers
@@ -22,6 +21,8 @@ import os
 import sys
 
 import torch
+import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
 from speechcommands_prepare import prepare_speech_commands
 
 import speechbrain as sb
@@ -29,48 +30,34 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.data.prepare import check_manifests
-from speechbrain_ast.inference.model_folder import export_model_folder
-from speechbrain_ast.training.ddp import (
-    ShardedEvaluation,
-    end_ddp,
-    sharded_loader_kwargs,
-    unwrap,
-)
-from speechbrain_ast.training.labels import as_float_targets
-from speechbrain_ast.training.losses import class_scores, classification_loss
+from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.training import ddp
 from speechbrain_ast.training.metrics import classification_stats
-from speechbrain_ast.training.optim import set_lr
 from speechbrain_ast.training.recipe import (
-    init_from_pretrained,
-    load_recipe_hparams,
-    log_jsonl,
-    parse_recipe_arguments,
-    save_predictions,
+    log_evaluation,
+    parse_arguments,
     user_errors,
 )
-
-# a relative hparams path is looked up here first (the prepare script is
-# imported from here too: Python puts the script's folder on sys.path)
-RECIPE_DIR = os.path.dirname(os.path.abspath(__file__))
+from speechbrain_ast.weights import init_from_pretrained
 
 logger = logging.getLogger(__name__)
-SPLITS = ("train", "valid", "test")
 
 
 class SpeechCommandsBrain(sb.core.Brain):
-    """AST on Speech Commands: one word per clip, BCE as in the paper (the
-    yaml's ``loss``), accuracy; noise + roll on the normalised features.
+    """AST on Speech Commands: one word per clip, binary cross-entropy as
+    in the paper (the yaml's ``loss``), accuracy; noise and roll on the
+    normalised features.
 
-    Under DDP each rank evaluates its own shard of the validation and test
-    sets with the unwrapped modules, and the metrics are computed on the
-    gathered set: equal to a single-process run.
+    Under DDP each rank evaluates its own slice of the validation and test
+    sets with the unwrapped modules; the metrics are computed on the
+    gathered set, equal to a single-process run.
     """
 
     def compute_forward(self, batch, stage):
         """Waveforms -> logits ``[B, C]``, with the (mixed) targets."""
         batch = batch.to(self.device)
         wavs, lens = batch.sig
-        targets = as_float_targets(batch.target, self.hparams.n_classes)
+        targets = batch.target.data
         train = stage == sb.Stage.TRAIN
 
         # Mixup on waveforms and targets (the paper: probability 0.6)
@@ -90,17 +77,25 @@ class SpeechCommandsBrain(sb.core.Brain):
         embedding_model = self.modules.embedding_model
         classifier = self.modules.classifier
         if not train:
-            embedding_model = unwrap(embedding_model)
-            classifier = unwrap(classifier)
+            embedding_model = ddp.unwrap(embedding_model)
+            classifier = ddp.unwrap(classifier)
         logits = classifier(embedding_model(feats))
         return logits, targets
 
     def compute_objectives(self, predictions, batch, stage):
-        """The loss; outside training also collects scores for metrics."""
+        """Cross-entropy with soft targets (``loss: ce``) or binary
+        cross-entropy (``bce``); outside training the scores are kept."""
         logits, targets = predictions
-        loss = classification_loss(logits, targets, self.hparams.loss)
+        logits = logits.float()
+        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
+            loss = F.cross_entropy(logits, targets)
+            scores = torch.softmax(logits, dim=-1)
+        elif self.hparams.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+            scores = torch.sigmoid(logits)
+        else:
+            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
         if stage != sb.Stage.TRAIN:
-            scores = class_scores(logits, self.hparams.loss)
             self.evaluation.append(batch.id, scores, targets, loss)
         return loss
 
@@ -108,15 +103,16 @@ class SpeechCommandsBrain(sb.core.Brain):
         """Sets this step's learning rate (warm-up, then step decay)."""
         if should_step:
             epoch = self.hparams.epoch_counter.current
-            lr = self.hparams.lr_scheduler(epoch, self.optimizer_step + 1)
-            set_lr(self.optimizer, lr)
+            self.hparams.lr_scheduler.apply(
+                self.optimizer, epoch, self.optimizer_step + 1
+            )
 
     def make_dataloader(
         self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
     ):
-        """Validation and test under DDP: one disjoint shard per rank."""
+        """Validation and test under DDP: one disjoint slice per rank."""
         if stage != sb.Stage.TRAIN:
-            loader_kwargs = sharded_loader_kwargs(
+            loader_kwargs = ddp.distributed_loader_kwargs(
                 dataset, loader_kwargs, stage.name
             )
         return super().make_dataloader(
@@ -125,7 +121,7 @@ class SpeechCommandsBrain(sb.core.Brain):
 
     def on_stage_start(self, stage, epoch=None):
         """A fresh collector for the evaluation stages."""
-        self.evaluation = ShardedEvaluation(self.hparams.n_classes)
+        self.evaluation = ddp.DistributedEvaluation(self.hparams.n_classes)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Metrics on the gathered set, logs, checkpoints."""
@@ -135,12 +131,13 @@ class SpeechCommandsBrain(sb.core.Brain):
         result = self.evaluation.gather()
         stats = {"loss": result["loss"]}
         stats.update(classification_stats(result["scores"], result["targets"]))
-        logger.info(
-            "%s: %d examples evaluated (per rank: %s)",
-            stage.name,
-            len(result["ids"]),
-            result["per_rank"],
-        )
+        if stage == sb.Stage.TEST:
+            epoch = self.hparams.epoch_counter.current
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": epoch}, test_stats=stats
+            )
+        # metrics.jsonl (and the test predictions) before the checkpoint
+        log_evaluation(self.hparams.output_folder, stage, epoch, stats, result)
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -150,53 +147,17 @@ class SpeechCommandsBrain(sb.core.Brain):
                 train_stats={"loss": self.train_loss},
                 valid_stats=stats,
             )
-            log_jsonl(
-                self.hparams.output_folder,
-                {"stage": "valid", "epoch": epoch, **stats},
-            )
             # the best by accuracy (and the latest) are kept
             self.checkpointer.save_and_keep_only(
                 meta={**stats, "epoch": epoch},
                 max_keys=["acc"],
                 num_to_keep=self.hparams.ckpt_keep,
             )
-        else:
-            loaded = self.hparams.epoch_counter.current
-            self.hparams.train_logger.log_stats(
-                {"Epoch loaded": loaded}, test_stats=stats
-            )
-            log_jsonl(
-                self.hparams.output_folder,
-                {
-                    "stage": "test",
-                    "epoch": loaded,
-                    "ids_evaluated": len(result["ids"]),
-                    "per_rank": result["per_rank"],
-                    **stats,
-                },
-            )
-            save_predictions(self.hparams.output_folder, result)
-        self.last_stats = stats
 
 
 def dataio_prepare(hparams):
-    """Builds the train/valid/test datasets and the label encoder.
-
-    Arguments
-    ---------
-    hparams : dict
-        The loaded hyperparameters (``manifest_folder``, ``n_classes``,
-        ``sample_rate``, ``save_folder``).
-
-    Returns
-    -------
-    datasets : dict
-        ``train``, ``valid``, ``test``: ``DynamicItemDataset`` giving
-        ``id``, ``sig`` (waveform) and ``target`` (class index).
-    classes : list of str
-        The words in label index order (``classes.txt``; the encoder is
-        also saved as ``<save_folder>/label_encoder.txt``).
-    """
+    """The datasets of the three splits and the words in label index order
+    (``classes.txt``; the encoder is saved as ``label_encoder.txt``)."""
     manifests = hparams["manifest_folder"]
     with open(os.path.join(manifests, "classes.txt")) as f:
         classes = [line.strip() for line in f if line.strip()]
@@ -215,6 +176,7 @@ def dataio_prepare(hparams):
             os.path.join(hparams["save_folder"], "label_encoder.txt")
         )
 
+    # "sig" and "target" are dynamic items: not names of manifest columns
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
@@ -223,12 +185,14 @@ def dataio_prepare(hparams):
     @sb.utils.data_pipeline.takes("label")
     @sb.utils.data_pipeline.provides("target")
     def label_pipeline(label):
-        return torch.tensor([label_encoder.encode_label(label)])
+        index = torch.tensor(label_encoder.encode_label(label))
+        return F.one_hot(index, hparams["n_classes"]).float()
 
+    splits = ("train", "valid", "test")
     # before training, not in the middle of an epoch
-    check_manifests([os.path.join(manifests, f"{s}.csv") for s in SPLITS])
+    check_manifests([os.path.join(manifests, f"{s}.csv") for s in splits])
     datasets = {}
-    for split in SPLITS:
+    for split in splits:
         datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
             csv_path=os.path.join(manifests, f"{split}.csv"),
             dynamic_items=[audio_pipeline, label_pipeline],
@@ -239,18 +203,17 @@ def dataio_prepare(hparams):
 
 if __name__ == "__main__":
     # --help lists the yaml's keys; a missing --data_folder is one line
-    hparams_file, run_opts, overrides = parse_recipe_arguments(
-        sys.argv[1:], RECIPE_DIR, "hparams/ast.yaml"
+    hparams_file, run_opts, overrides = parse_arguments(
+        sys.argv[1:], "hparams/ast.yaml"
     )
     sb.utils.distributed.ddp_init_group(run_opts)
-    hparams = load_recipe_hparams(hparams_file, overrides)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-
-    logger.info("hparams file: %s", hparams_file)
 
     # a wrong data folder, bad clips, n_classes or checkpoint: one line
     with user_errors():
@@ -263,8 +226,7 @@ if __name__ == "__main__":
                 "skip_prep": hparams["skip_prep"],
             },
         )
-        datasets, classes = dataio_prepare(hparams)
-
+        datasets, labels = dataio_prepare(hparams)
         loaded = init_from_pretrained(
             hparams["embedding_model"],
             audioset_pretrain=hparams["audioset_pretrain"],
@@ -284,7 +246,7 @@ if __name__ == "__main__":
         checkpointer=hparams["checkpointer"],
     )
     brain.fit(
-        brain.hparams.epoch_counter,
+        hparams["epoch_counter"],
         datasets["train"],
         datasets["valid"],
         train_loader_kwargs=hparams["train_dataloader_options"],
@@ -300,11 +262,11 @@ if __name__ == "__main__":
             os.path.join(hparams["output_folder"], "model"),
             hparams["embedding_model"],
             hparams["classifier"],
-            classes,
+            labels,
             frontend_kwargs={"target_length": hparams["target_length"]},
             norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
             multi_label=hparams["multi_label"],
             overwrite=True,
         )
         logger.info("Model exported to %s", folder)
-    end_ddp()
+    ddp.end_ddp()

@@ -1,2 +1,3 @@
-"""Audio in: reading files with errors that name them (``audio``), the
-prepare scripts' shared checks (``prepare``), WebDataset tar shards."""
+"""Audio in: decoding files, bytes and windows with errors that name them
+(``audio``), the prepare scripts' shared checks (``prepare``), WebDataset
+tar shards (``shards``)."""

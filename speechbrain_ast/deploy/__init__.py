@@ -1,2 +1,3 @@
-"""Deployment on CPUs: ONNX export and runtimes (``onnx``), int8 dynamic
-quantization (``quantize``), bf16/fp16 inference (``precision``)."""
+"""Deployment on CPUs: ONNX export (``onnx``) and its runtimes
+(``onnx_runtime``), int8 dynamic quantization (``quantize``), bf16/fp16
+inference (``precision``)."""

@@ -33,6 +33,7 @@ from torch import nn
 __all__ = [
     "PRECISIONS",
     "cast_for_inference",
+    "cpu_features",
     "cpu_flags",
     "cpu_model_name",
     "native_support",
@@ -48,6 +49,18 @@ PRECISIONS = {
 }
 
 _CPUINFO = "/proc/cpuinfo"
+
+#: The x86 features torch's own CPU queries answer (``torch.cpu``'s). AMX
+#: tiles stand for AMX-BF16: every CPU with AMX has both.
+_TORCH_QUERIES = {
+    "avx512_bf16": "_is_avx512_bf16_supported",
+    "amx_bf16": "_is_amx_tile_supported",
+    "amx_fp16": "_is_amx_fp16_supported",
+}
+
+#: The features torch has no query for: ARM's bf16 / fp16 arithmetic and
+#: x86's AVX512-FP16 (which only changes the warning's wording).
+_FLAG_ONLY = frozenset({"bf16", "fphp", "asimdhp", "avx512_fp16"})
 
 
 def _cpuinfo_field(names):
@@ -68,6 +81,9 @@ def cpu_flags():
     """The CPU's feature flags, lower case (``/proc/cpuinfo``'s ``flags``
     on x86, ``Features`` on ARM).
 
+    Read from the file because torch has no query for ARM's features nor
+    for all of x86's; :func:`cpu_features` asks torch first.
+
     Returns
     -------
     frozenset of str
@@ -82,8 +98,48 @@ def cpu_flags():
     return frozenset(value.lower().split()) if value else frozenset()
 
 
+def cpu_features():
+    """The CPU features that decide whether bf16 / fp16 run natively.
+
+    On x86 torch's own queries answer (``avx512_bf16``, ``amx_bf16``,
+    ``amx_fp16``: what the CPU has and the OS enables); the features torch
+    has no query for (ARM's ``bf16``, ``fphp``, ``asimdhp``; x86's
+    ``avx512_fp16``) come from :func:`cpu_flags`.
+
+    Returns
+    -------
+    frozenset of str or None
+        None where nothing can be known (not x86, and no readable flags).
+
+    Example
+    -------
+    >>> features = cpu_features()
+    >>> features is None or features <= {
+    ...     "avx512_bf16",
+    ...     "amx_bf16",
+    ...     "amx_fp16",
+    ...     "bf16",
+    ...     "fphp",
+    ...     "asimdhp",
+    ...     "avx512_fp16",
+    ... }
+    True
+    """
+    flags = cpu_flags()
+    if platform.machine().lower() not in ("x86_64", "amd64", "x86", "i686"):
+        return flags & _FLAG_ONLY if flags else None
+    found = set(flags & _FLAG_ONLY)
+    for name, query in _TORCH_QUERIES.items():
+        ask = getattr(torch.cpu, query, None)
+        # a torch release without the query: the flag
+        if ask() if ask is not None else name in flags:
+            found.add(name)
+    return frozenset(found)
+
+
 def cpu_model_name():
-    """The CPU's model name (``/proc/cpuinfo``, else ``platform``).
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform``; torch
+    has no query for it).
 
     Returns
     -------
@@ -124,7 +180,7 @@ def precision_dtype(precision):
     return PRECISIONS[precision]
 
 
-def native_support(precision, flags=None):
+def native_support(precision, features=None):
     """Whether the CPU computes ``precision`` natively, and why (not).
 
     bf16 is native with ``avx512_bf16`` or ``amx_bf16`` (x86) or ``bf16``
@@ -134,13 +190,13 @@ def native_support(precision, flags=None):
     ---------
     precision : str
         ``"fp32"``, ``"bf16"`` or ``"fp16"``.
-    flags : set of str, optional
-        The CPU flags; default :func:`cpu_flags`.
+    features : set of str, optional
+        The CPU's features; default :func:`cpu_features`.
 
     Returns
     -------
     native : bool or None
-        True or False; None where the flags cannot be read.
+        True or False; None where the features cannot be known.
     reason : str
         What was found, for a message.
 
@@ -154,25 +210,27 @@ def native_support(precision, flags=None):
     precision_dtype(precision)
     if precision in (None, "fp32"):
         return True, "float32 is always native"
-    flags = cpu_flags() if flags is None else {f.lower() for f in flags}
-    if not flags:
-        return None, "the CPU's flags could not be read (/proc/cpuinfo)"
+    if features is None:
+        features = cpu_features()
+    if features is None:
+        return None, "the CPU's features could not be read (/proc/cpuinfo)"
+    features = {f.lower() for f in features}
     if precision == "bf16":
         wanted = ("amx_bf16", "avx512_bf16", "bf16")
     else:
         wanted = ("amx_fp16", "fphp", "asimdhp")
-    found = [flag for flag in wanted if flag in flags]
+    found = [name for name in wanted if name in features]
     if found:
         return True, f"the CPU has {found[0]}"
     names = " / ".join(wanted[:2])
-    if precision == "fp16" and "avx512_fp16" in flags:
+    if precision == "fp16" and "avx512_fp16" in features:
         return False, f"the CPU has avx512_fp16 but not {wanted[0]}"
-    return False, f"the CPU has no {names} among its flags"
+    return False, f"the CPU has no {names} among its features"
 
 
-def _slow_cost(precision, flags):
+def _slow_cost(precision, features):
     """What running ``precision`` without native support costs."""
-    if precision == "fp16" and "avx512_fp16" in flags:
+    if precision == "fp16" and "avx512_fp16" in features:
         return (
             "fp16 matrix products run no faster than float32 there "
             "(1.1x float32's time, measured on AST)"
@@ -210,7 +268,8 @@ def warn_if_slow(precision, device_type="cpu"):
     precision_dtype(precision)
     if precision in (None, "fp32") or device_type != "cpu":
         return False
-    native, reason = native_support(precision)
+    features = cpu_features()
+    native, reason = native_support(precision, features)
     if native:
         return False
     if native is None:
@@ -219,7 +278,7 @@ def warn_if_slow(precision, device_type="cpu"):
             "times slower than float32"
         )
     else:
-        cost = _slow_cost(precision, cpu_flags())
+        cost = _slow_cost(precision, features)
     warnings.warn(
         f"precision={precision!r} on this CPU ({cpu_model_name()}): "
         f"{reason}, so {cost}. Use precision 'fp32' (or int8: "

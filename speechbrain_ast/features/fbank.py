@@ -1,5 +1,6 @@
-"""The AST frontend: Kaldi-exact batched log-mel filterbank, pad/cut and the
-fixed-statistics normalisation the pretrained weights were trained with.
+"""The AST frontend: Kaldi-exact batched log-mel filterbank
+(:class:`KaldiFbank`), Kaldi's mel filterbank matrix and the time-axis
+pad/cut.
 
 AST's weights only transfer through the frontend they were trained on,
 ``torchaudio.compliance.kaldi.fbank(wave, htk_compat=True,
@@ -13,20 +14,17 @@ Authors
 """
 
 import math
-import os
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from torch import nn
 
+from speechbrain.dataio.dataio import length_to_mask
+
 __all__ = [
-    "DATASET_STATS",
-    "ExportableFbank",
     "TORCHAUDIO_FBANK_KWARGS",
-    "FixedNormalization",
     "KaldiFbank",
-    "compute_norm_stats",
-    "kaldi_frame_kernel",
     "kaldi_mel_banks",
     "pad_or_cut",
 ]
@@ -55,28 +53,17 @@ _CPU_INFERENCE_BLOCK = 1024
 # contiguous groups of mel bins the CPU inference path multiplies separately
 _MEL_GROUPS = 4
 
-# (mean, std) of the reference log-mel features, from the AST repository
-DATASET_STATS = {
-    "audioset": (-4.2677393, 4.5689974),
-    "esc50": (-6.6268077, 5.358466),
-    "speechcommands": (-6.845978, 5.5654526),
-}
-
 _WINDOWS = ("hanning", "hamming", "povey", "rectangular", "blackman")
-
-
-def _mel(freq):
-    """Kaldi/HTK mel scale (natural log form)."""
-    return 1127.0 * torch.log1p(freq / 700.0)
 
 
 def kaldi_mel_banks(n_mels, n_fft, sample_rate, low_freq=20.0, high_freq=0.0):
     """Kaldi's triangular mel filterbank as a ``[n_fft // 2 + 1, n_mels]``
-    matrix (power spectrum bins x mel bins).
+    matrix (power spectrum bins x mel bins), in float64.
 
-    Triangles are linear in the mel domain (mel = 1127 ln(1 + f / 700)),
-    their edges equally spaced in mel between ``low_freq`` and ``high_freq``.
-    As in Kaldi the Nyquist bin gets no weight. Computed in float64.
+    The triangles are torchaudio's (``compliance.kaldi.get_mel_banks``:
+    linear in mel = 1127 ln(1 + f / 700), edges equally spaced in mel
+    between ``low_freq`` and ``high_freq``), computed in float64 and with
+    the Nyquist bin added as a row of zeros (Kaldi gives it no weight).
     With AST's settings (128 bins, 512 FFT points) mel bin 3 falls between
     two FFT bins and is all zero, so its log-mel is always log(eps), in the
     reference too.
@@ -107,9 +94,8 @@ def kaldi_mel_banks(n_mels, n_fft, sample_rate, low_freq=20.0, high_freq=0.0):
     (torch.Size([257, 128]), torch.float64)
     """
     nyquist = 0.5 * sample_rate
-    if high_freq <= 0.0:
-        high_freq += nyquist
-    if not (0.0 <= low_freq < high_freq <= nyquist):
+    high = high_freq + nyquist if high_freq <= 0.0 else high_freq
+    if not (0.0 <= low_freq < high <= nyquist):
         raise ValueError(
             f"Need 0 <= low_freq < high_freq <= Nyquist ({nyquist} Hz), got "
             f"low_freq={low_freq}, high_freq={high_freq}: choose frequencies "
@@ -120,22 +106,17 @@ def kaldi_mel_banks(n_mels, n_fft, sample_rate, low_freq=20.0, high_freq=0.0):
             f"Need n_mels > 3 and an even n_fft, got n_mels={n_mels}, "
             f"n_fft={n_fft}."
         )
-    dtype = torch.float64
-    mel_low = _mel(torch.tensor(low_freq, dtype=dtype))
-    mel_high = _mel(torch.tensor(high_freq, dtype=dtype))
-    delta = (mel_high - mel_low) / (n_mels + 1)
-    idx = torch.arange(n_mels, dtype=dtype).unsqueeze(1)
-    left = mel_low + idx * delta
-    center = left + delta
-    right = left + 2 * delta
-    fft_bin_width = sample_rate / n_fft
-    mel = _mel(fft_bin_width * torch.arange(n_fft // 2, dtype=dtype))
-    up = (mel - left) / (center - left)
-    down = (right - mel) / (right - center)
-    banks = torch.clamp(torch.minimum(up, down), min=0.0)
-    # Kaldi leaves the Nyquist bin out of every triangle
-    banks = F.pad(banks, (0, 1))
-    return banks.T.contiguous()
+    # torchaudio builds the banks in the default dtype: float64 here
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        banks, _ = torchaudio.compliance.kaldi.get_mel_banks(
+            n_mels, n_fft, float(sample_rate), float(low_freq), float(high),
+            100.0, -500.0, 1.0,
+        )  # fmt: skip
+    finally:
+        torch.set_default_dtype(previous)
+    return F.pad(banks.double(), (0, 1)).T.contiguous()
 
 
 def _mel_groups(banks, groups=_MEL_GROUPS):
@@ -201,9 +182,8 @@ def _window(window_type, size):
         return torch.hann_window(size, periodic=False, dtype=dtype) ** 0.85
     if window_type == "rectangular":
         return torch.ones(size, dtype=dtype)
-    if window_type == "blackman":
-        a = 2 * math.pi / (size - 1) * torch.arange(size, dtype=dtype)
-        return 0.42 - 0.5 * torch.cos(a) + 0.08 * torch.cos(2 * a)
+    if window_type == "blackman":  # Kaldi's blackman_coeff 0.42
+        return torch.blackman_window(size, periodic=False, dtype=dtype)
     raise ValueError(
         f"Unknown window_type {window_type!r}: use one of {_WINDOWS} "
         "(AST uses 'hanning')."
@@ -250,9 +230,11 @@ def pad_or_cut(feats, target_length):
 class KaldiFbank(nn.Module):
     """Batched, length-aware, differentiable Kaldi log-mel filterbank.
 
-    Equals ``torchaudio.compliance.kaldi.fbank(wav[None], htk_compat=True,
-    sample_frequency=16000, use_energy=False, window_type='hanning',
-    num_mel_bins=128, dither=0.0, frame_shift=10)`` clip by clip: frames of
+    Ours because torchaudio's ``compliance.kaldi.fbank`` takes one clip
+    without lengths; this one computes its numbers for a padded batch.
+
+    Equals ``torchaudio.compliance.kaldi.fbank(wav[None],
+    **TORCHAUDIO_FBANK_KWARGS)`` clip by clip: frames of
     25 ms every 10 ms that fit inside the clip (Kaldi's snip_edges, so a
     10 s clip gives 998 frames), DC offset removed per frame, pre-emphasis
     0.97 (first sample replicated), Hann window, zero-padded to a power of
@@ -367,15 +349,10 @@ class KaldiFbank(nn.Module):
         samples (int or integer tensor): 0 if shorter than one frame."""
         if torch.is_tensor(num_samples):
             frames = 1 + (num_samples - self.win_length) // self.hop_length
-            return torch.where(
-                num_samples >= self.win_length,
-                frames,
-                torch.zeros_like(frames),
-            )
-        num_samples = int(num_samples)
-        if num_samples < self.win_length:
-            return 0
-        return 1 + (num_samples - self.win_length) // self.hop_length
+            return frames.clamp(min=0)
+        return max(
+            0, 1 + (int(num_samples) - self.win_length) // self.hop_length
+        )
 
     def forward(self, wavs, lengths=None):
         """Computes log-mel features.
@@ -411,7 +388,7 @@ class KaldiFbank(nn.Module):
         counts = self._sample_counts(lengths, batch, n, wavs.device)
 
         if self.demean_waveform:
-            valid = torch.arange(n, device=wavs.device) < counts.unsqueeze(1)
+            valid = length_to_mask(counts, n, dtype=torch.bool)
             total = (wavs * valid).sum(1, keepdim=True)
             mean = total / counts.clamp(min=1).unsqueeze(1)
             wavs = wavs - mean.to(wavs.dtype)
@@ -435,8 +412,7 @@ class KaldiFbank(nn.Module):
             with torch.autocast(wavs.device.type, enabled=False):
                 feats = self._log_mel(wavs, frame_counts)
             if lengths is not None:  # zero the frames past each clip's end
-                keep = torch.arange(n_frames, device=wavs.device)
-                keep = keep.unsqueeze(0) < frame_counts.unsqueeze(1)
+                keep = length_to_mask(frame_counts, n_frames, dtype=torch.bool)
                 feats = feats.masked_fill(~keep.unsqueeze(-1), 0.0)
         if self.target_length is not None:
             feats = pad_or_cut(feats, self.target_length)
@@ -588,328 +564,3 @@ class KaldiFbank(nn.Module):
             f"demean_waveform={self.demean_waveform}, "
             f"target_length={self.target_length}"
         )
-
-
-def kaldi_frame_kernel(frontend):
-    """Kaldi's per-frame steps up to the spectrum as one linear map.
-
-    DC-offset removal, pre-emphasis (first sample replicated), the window
-    and the real DFT of the zero-padded frame are all linear in the frame's
-    samples, so together they are one ``[2 * (n_fft // 2 + 1),
-    win_length]`` matrix: the real parts' rows, then the imaginary parts'.
-    Computed in float64 by putting the identity through the same steps.
-
-    Arguments
-    ---------
-    frontend : KaldiFbank
-        Its frame, window, pre-emphasis and DC settings are used.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[2 * bins, win_length]`` float64.
-
-    Example
-    -------
-    >>> fbank = KaldiFbank()
-    >>> kaldi_frame_kernel(fbank).shape
-    torch.Size([514, 400])
-    """
-    win, n_fft = frontend.win_length, frontend.n_fft
-    frames = torch.eye(win, dtype=torch.float64)  # row i: the unit frame e_i
-    if frontend.remove_dc_offset:
-        frames = frames - frames.mean(dim=-1, keepdim=True)
-    a = frontend.preemphasis
-    if a != 0.0:
-        previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=-1)
-        frames = frames - a * previous
-    frames = frames * _window(frontend.window_type, win)
-    # the DFT of a frame zero-padded to n_fft, bins 0 .. n_fft / 2
-    angle = (2 * math.pi / n_fft) * torch.outer(
-        torch.arange(win, dtype=torch.float64),
-        torch.arange(n_fft // 2 + 1, dtype=torch.float64),
-    )
-    real = frames @ torch.cos(angle)
-    imag = frames @ -torch.sin(angle)
-    return torch.cat([real, imag], dim=1).T.contiguous()
-
-
-class ExportableFbank(nn.Module):
-    """:class:`KaldiFbank` in operations an ONNX graph has: for export.
-
-    ``torch.fft`` has no ONNX counterpart the exporters can write, and the
-    CPU inference path loops over clips in Python. This module computes the
-    same features for a batch of equal-length clips with one strided 1-D
-    convolution (:func:`kaldi_frame_kernel`: every frame's DC removal,
-    pre-emphasis, window and DFT), squares, a matrix product with the mel
-    filterbank and a floored log; the frame count and ``target_length``
-    are written as slices and padding that work for any input length
-    (a clip shorter than one frame has no frames, as in ``KaldiFbank``).
-    Dither (training only) is left out. The numbers equal ``KaldiFbank``'s
-    to float32 rounding (the sums run in another order).
-
-    Arguments
-    ---------
-    frontend : KaldiFbank
-        The frontend to reproduce.
-    dtype : torch.dtype
-        The dtype of the computation (float32 for export; float64 checks
-        the arithmetic against ``KaldiFbank`` in float64).
-
-    Example
-    -------
-    >>> fbank = KaldiFbank(target_length=128)
-    >>> wavs = torch.rand(2, 16000, generator=torch.Generator().manual_seed(0))
-    >>> wavs = wavs - 0.5
-    >>> out = ExportableFbank(fbank)(wavs)
-    >>> out.shape
-    torch.Size([2, 128, 128])
-    >>> bool((out - fbank(wavs)).abs().max() < 1e-3)
-    True
-    """
-
-    def __init__(self, frontend, dtype=torch.float32):
-        super().__init__()
-        if not isinstance(frontend, KaldiFbank):
-            raise ValueError(
-                "ExportableFbank reproduces a KaldiFbank; got "
-                f"{type(frontend).__name__}."
-            )
-        self.win_length = frontend.win_length
-        self.hop_length = frontend.hop_length
-        self.n_bins = frontend.n_fft // 2 + 1
-        self.demean_waveform = frontend.demean_waveform
-        self.target_length = frontend.target_length
-        kernel = kaldi_frame_kernel(frontend).to(dtype).unsqueeze(1)
-        self.register_buffer("kernel", kernel, persistent=False)
-        self.register_buffer(
-            "mel_banks", frontend.mel_banks.to(dtype), persistent=False
-        )
-
-    def forward(self, wavs):
-        """Log-mel features of ``wavs`` ``[batch, samples]`` (every clip
-        its full length): ``[batch, frames, n_mels]`` in the buffers' dtype
-        (float32; float64 after ``.double()``), ``frames`` as
-        :class:`KaldiFbank` gives them."""
-        wavs = wavs.to(self.kernel.dtype)
-        if self.demean_waveform:
-            wavs = wavs - wavs.mean(dim=1, keepdim=True)
-        n = wavs.shape[1]
-        win, hop = self.win_length, self.hop_length
-        # one frame of zeros at the end: a frame for any length, the
-        # extra ones are cut below
-        padded = F.pad(wavs, (0, win)).unsqueeze(1)
-        spectrum = F.conv1d(padded, self.kernel, stride=hop)
-        real, imag = spectrum[:, : self.n_bins], spectrum[:, self.n_bins :]
-        power = (real * real + imag * imag).transpose(1, 2)
-        mel = torch.matmul(power, self.mel_banks)
-        feats = torch.log(torch.clamp(mel, min=_LOG_FLOOR))
-        # Kaldi's snip_edges count, 0 below one frame, as slice arithmetic
-        count = torch.sym_max(n - win + hop, 0) // hop
-        feats = feats[:, :count]
-        if self.target_length is not None:
-            target = int(self.target_length)
-            feats = F.pad(feats, (0, 0, 0, target))[:, :target]
-        return feats
-
-
-def _dataset_key(name):
-    return str(name).lower().replace("-", "").replace("_", "").replace(" ", "")
-
-
-class FixedNormalization(nn.Module):
-    """AST's normalisation with fixed dataset statistics:
-    ``(x - mean) / (2 * std)``.
-
-    This is the ``mean_var_norm`` of an AST ``EncoderClassifier``. It has
-    no parameters and no state: the statistics are plain floats, so it
-    works on any device and dtype and adds nothing to checkpoints. Padded
-    frames are normalised too, as in the reference.
-
-    Arguments
-    ---------
-    mean : float or None
-        Mean of the log-mel features (give with ``std``).
-    std : float or None
-        Standard deviation of the log-mel features.
-    dataset : str or None
-        Instead of mean/std, a key of ``DATASET_STATS``: "audioset",
-        "esc50" or "speechcommands".
-
-    Example
-    -------
-    >>> norm = FixedNormalization(dataset="audioset")
-    >>> norm(torch.full((1, 2, 3), -4.2677393)).abs().max() < 1e-6
-    tensor(True)
-    >>> FixedNormalization(mean=1.0, std=0.5)(torch.ones(1, 1, 1))
-    tensor([[[0.]]])
-    """
-
-    def __init__(self, mean=None, std=None, dataset=None):
-        super().__init__()
-        if dataset is not None:
-            if mean is not None or std is not None:
-                raise ValueError(
-                    f"Give either dataset={dataset!r} or mean/std, not both."
-                )
-            key = _dataset_key(dataset)
-            if key not in DATASET_STATS:
-                raise ValueError(
-                    f"Unknown dataset {dataset!r}: known ones are "
-                    f"{sorted(DATASET_STATS)}. For other data give mean and "
-                    "std, e.g. from compute_norm_stats."
-                )
-            mean, std = DATASET_STATS[key]
-        if mean is None or std is None:
-            raise ValueError(
-                "FixedNormalization needs mean and std (e.g. from "
-                "compute_norm_stats) or dataset= one of "
-                f"{sorted(DATASET_STATS)}; got mean={mean}, std={std}."
-            )
-        if not (math.isfinite(std) and std > 0 and math.isfinite(mean)):
-            raise ValueError(
-                f"Need a finite mean and a positive std, got mean={mean}, "
-                f"std={std}."
-            )
-        self.mean = float(mean)
-        self.std = float(std)
-
-    def forward(self, x, lengths=None):
-        """Normalises ``x`` ``[batch, time, freq]``; ``lengths`` is
-        accepted for SpeechBrain's ``mean_var_norm(feats, lengths)`` call
-        and unused."""
-        return (x - self.mean) / (2.0 * self.std)
-
-    def extra_repr(self):
-        """The statistics, for ``repr``."""
-        return f"mean={self.mean}, std={self.std}"
-
-
-def _manifest_paths(files_or_manifest, wav_column, replacements):
-    """Audio paths from a list of files or a SpeechBrain CSV manifest."""
-    if isinstance(files_or_manifest, (str, os.PathLike)):
-        from speechbrain.dataio.dataio import load_data_csv
-
-        manifest = os.fspath(files_or_manifest)
-        if not os.path.isfile(manifest):
-            raise ValueError(
-                f"Manifest {manifest!r} does not exist: give a SpeechBrain "
-                "CSV manifest or a list of audio paths."
-            )
-        rows = load_data_csv(manifest, replacements=replacements)
-        paths = []
-        for row_id, row in rows.items():
-            if wav_column not in row:
-                raise ValueError(
-                    f"Manifest {manifest!r} has no column {wav_column!r} "
-                    f"(columns: {sorted(row)}): set wav_column."
-                )
-            paths.append(row[wav_column])
-        return paths
-    return [os.fspath(p) for p in files_or_manifest]
-
-
-@torch.no_grad()
-def compute_norm_stats(
-    files_or_manifest,
-    frontend=None,
-    target_length=None,
-    wav_column="wav",
-    replacements=None,
-):
-    """Global mean and std of the log-mel features of a dataset, for
-    :class:`FixedNormalization`.
-
-    The statistics are exact over all frames (running sums in float64,
-    population std). Without ``target_length`` only each clip's own frames
-    count; with it, each clip is padded/cut to ``target_length`` frames
-    first, padding zeros included, as the reference training sees them.
-    (The reference script instead averaged per-batch means and stds of
-    ``target_length``-padded features, which differs slightly.)
-
-    Arguments
-    ---------
-    files_or_manifest : str or list
-        A list of audio paths, or the path of a SpeechBrain CSV manifest.
-    frontend : KaldiFbank or None
-        The feature extractor; default ``KaldiFbank(demean_waveform=True)``,
-        what the reference training computes.
-    target_length : int or None
-        Pad/cut each clip to this many frames before counting.
-    wav_column : str
-        The manifest's audio path column.
-    replacements : dict or None
-        Manifest placeholders, e.g. ``{"data_root": "/data"}`` for
-        ``$data_root/a.wav`` (as SpeechBrain's ``load_data_csv``).
-
-    Returns
-    -------
-    mean : float
-    std : float
-
-    Example
-    -------
-    >>> import numpy as np, soundfile as sf, tempfile, os
-    >>> folder = tempfile.mkdtemp()
-    >>> path = os.path.join(folder, "a.wav")
-    >>> sf.write(path, np.random.uniform(-0.5, 0.5, 16000), 16000)
-    >>> mean, std = compute_norm_stats([path])
-    >>> -20 < mean < 10 and 0 < std < 20
-    True
-    """
-    from speechbrain_ast.data.audio import load_audio
-    from speechbrain_ast.data.prepare import (
-        check_audio_files,
-        raise_for_bad_audio,
-    )
-
-    paths = _manifest_paths(files_or_manifest, wav_column, replacements)
-    # headers first: every bad file in one list, before hours of decoding
-    _, problems = check_audio_files(paths)
-    raise_for_bad_audio(
-        [str(err) for err in problems.values()],
-        len(paths),
-        "files",
-        "fix or remove them before computing the statistics",
-    )
-    if frontend is None:
-        frontend = KaldiFbank(demean_waveform=True)
-    was_training = frontend.training
-    frontend.eval()
-    buffer = next(frontend.buffers(), None)
-    device = buffer.device if buffer is not None else torch.device("cpu")
-    count, mean, m2 = 0, 0.0, 0.0
-    try:
-        for path in paths:
-            wav = load_audio(path, frontend.sample_rate).to(device)
-            n_frames = frontend.num_frames(wav.numel())
-            if n_frames == 0:
-                # too short for a frame: only padding, if any, counts
-                feats = torch.zeros(0, frontend.n_mels, dtype=torch.float64)
-            else:
-                feats = frontend(wav.unsqueeze(0))[0].double()
-            if target_length is not None:
-                feats = pad_or_cut(feats, target_length)
-            elif frontend.target_length is not None:
-                # count only the clip's own frames, not the padding
-                feats = feats[:n_frames]
-            if feats.numel() == 0:
-                continue
-            # Chan et al.'s pairwise update: exact and stable in float64
-            n_b = feats.numel()
-            mean_b = float(feats.mean())
-            m2_b = float(((feats - mean_b) ** 2).sum())
-            total = count + n_b
-            diff = mean_b - mean
-            mean += diff * n_b / total
-            m2 += m2_b + diff * diff * count * n_b / total
-            count = total
-    finally:
-        frontend.train(was_training)
-    if count == 0:
-        raise ValueError(
-            f"No features from {len(paths)} files: every clip is shorter "
-            f"than one frame ({frontend.win_length} samples) or the list is "
-            "empty. Give longer audio or a target_length."
-        )
-    return mean, math.sqrt(m2 / count)

@@ -25,10 +25,95 @@ import torch
 from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast.data.audio import AudioError, load_audio
 
-__all__ = ["ASTAudioClassifier"]
+__all__ = ["ASTAudioClassifier", "ClipScoring"]
 
 
-class ASTAudioClassifier(EncoderClassifier):
+class ClipScoring:
+    """Scores and top-k labels from a classifier's logits.
+
+    The base of :class:`ASTAudioClassifier` and of
+    :class:`~speechbrain_ast.deploy.onnx_runtime.OnnxClassifier`, which
+    score alike: a subclass has ``multi_label`` (sigmoid, else softmax),
+    ``labels`` (class names in index order) and ``compute_logits(wavs,
+    wav_lens)``.
+
+    Example
+    -------
+    >>> class Fixed(ClipScoring):
+    ...     multi_label = False
+    ...     labels = ["dog", "cat"]
+    ...
+    ...     def compute_logits(self, wavs, wav_lens=None):
+    ...         return torch.tensor([[0.0, 2.0]])
+    >>> Fixed().predict_topk(torch.zeros(1, 16000), k=1)
+    [[('cat', 0.8807970285415649)]]
+    """
+
+    def scores_from_logits(self, logits):
+        """Sigmoid (multi-label) or softmax (single-label) of ``logits``.
+
+        Arguments
+        ---------
+        logits : torch.Tensor
+            ``[batch, n_classes]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Scores in [0, 1], same shape.
+        """
+        if self.multi_label:
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1)
+
+    def predict_topk(self, wavs, wav_lens=None, k=5):
+        """The ``k`` best labels and their scores per clip.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` at the model's sample rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1].
+        k : int
+            How many labels per clip (at most the number of classes).
+
+        Returns
+        -------
+        list of list of (str, float)
+            Per clip, ``(label, score)`` by decreasing score.
+        """
+        scores = self.scores_from_logits(self.compute_logits(wavs, wav_lens))
+        return self.topk_from_scores(scores, k)
+
+    def topk_from_scores(self, scores, k=5):
+        """``(label, score)`` lists of the ``k`` best classes per row.
+
+        Arguments
+        ---------
+        scores : torch.Tensor
+            ``[batch, n_classes]``.
+        k : int
+            How many labels per row (capped at the number of classes).
+
+        Returns
+        -------
+        list of list of (str, float)
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}.")
+        if scores.dim() == 1:
+            scores = scores[None]
+        k = min(int(k), scores.shape[-1])
+        values, indices = torch.topk(scores, k, dim=-1)
+        labels = self.labels
+        return [
+            [(labels[int(i)], float(v)) for v, i in zip(vals, idxs)]
+            for vals, idxs in zip(values.cpu(), indices.cpu())
+        ]
+
+
+class ASTAudioClassifier(ClipScoring, EncoderClassifier):
     """An ``EncoderClassifier`` for AST model folders.
 
     Build it with ``ASTAudioClassifier.from_hparams(source=folder,
@@ -232,23 +317,6 @@ class ASTAudioClassifier(EncoderClassifier):
         with torch.no_grad(), self.inference_ctx:
             return self.mods.classifier(emb).float()
 
-    def scores_from_logits(self, logits):
-        """Sigmoid (multi-label) or softmax (single-label) of ``logits``.
-
-        Arguments
-        ---------
-        logits : torch.Tensor
-            ``[batch, n_classes]``.
-
-        Returns
-        -------
-        torch.Tensor
-            Scores in [0, 1], same shape.
-        """
-        if self.multi_label:
-            return torch.sigmoid(logits)
-        return torch.softmax(logits, dim=-1)
-
     def classify_batch(self, wavs, wav_lens=None):
         """Scores, best score, best index and best label per clip.
 
@@ -274,52 +342,6 @@ class ASTAudioClassifier(EncoderClassifier):
         score, index = torch.max(scores, dim=-1)
         text_lab = self.hparams.label_encoder.decode_torch(index)
         return scores, score, index, text_lab
-
-    def predict_topk(self, wavs, wav_lens=None, k=5):
-        """The ``k`` best labels and their scores per clip.
-
-        Arguments
-        ---------
-        wavs : torch.Tensor
-            ``[batch, samples]`` at the folder's rate.
-        wav_lens : torch.Tensor, optional
-            Relative lengths in [0, 1].
-        k : int
-            How many labels per clip (at most the number of classes).
-
-        Returns
-        -------
-        list of list of (str, float)
-            Per clip, ``(label, score)`` by decreasing score.
-        """
-        scores = self.scores_from_logits(self.compute_logits(wavs, wav_lens))
-        return self.topk_from_scores(scores, k)
-
-    def topk_from_scores(self, scores, k=5):
-        """``(label, score)`` lists of the ``k`` best classes per row.
-
-        Arguments
-        ---------
-        scores : torch.Tensor
-            ``[batch, n_classes]``.
-        k : int
-            How many labels per row (capped at the number of classes).
-
-        Returns
-        -------
-        list of list of (str, float)
-        """
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}.")
-        if scores.dim() == 1:
-            scores = scores[None]
-        k = min(int(k), scores.shape[-1])
-        values, indices = torch.topk(scores, k, dim=-1)
-        labels = self.labels
-        return [
-            [(labels[int(i)], float(v)) for v, i in zip(vals, idxs)]
-            for vals, idxs in zip(values.cpu(), indices.cpu())
-        ]
 
     def load_audio(self, path, savedir=None):
         """Reads ``path`` mono at the folder's rate (see

@@ -10,15 +10,17 @@ Authors
  * speechbrain-ast developers
 """
 
-import json
 import math
 import os
+from functools import partial
 
 import torch
+import yaml
 
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
+from speechbrain_ast.weights.common import load_weights
 
 __all__ = [
     "ModelFolderPretrainer",
@@ -28,6 +30,8 @@ __all__ = [
     "load_state_strict",
     "load_label_encoder_strict",
     "MODEL_FILES",
+    "check_model_folder",
+    "check_out_dir",
 ]
 
 #: The files a model folder consists of.
@@ -37,6 +41,48 @@ MODEL_FILES = (
     "classifier.ckpt",
     "label_encoder.txt",
 )
+
+
+def check_model_folder(folder):
+    """Refuses a path that is not a model folder, before SpeechBrain's
+    ``from_hparams`` would fail on it with a less clear error.
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        The folder to load.
+
+    Returns
+    -------
+    str
+        The folder's ``hyperparams.yaml``.
+
+    Example
+    -------
+    >>> check_model_folder("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model folder 'no/such/folder' does not exist: give a folder written by speechbrain_ast.convert or a recipe's export.
+    """
+    folder = os.fspath(folder)
+    written_by = "speechbrain_ast.convert or a recipe's export"
+    if not os.path.exists(folder):
+        raise FileNotFoundError(
+            f"model folder {folder!r} does not exist: give a folder written "
+            f"by {written_by}."
+        )
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(
+            f"{folder!r} is a file, not a model folder: give the folder that "
+            "holds hyperparams.yaml."
+        )
+    hparams = os.path.join(folder, MODEL_FILES[0])
+    if not os.path.isfile(hparams):
+        raise FileNotFoundError(
+            f"model folder {folder!r} has no {MODEL_FILES[0]}: give a folder "
+            f"written by {written_by}."
+        )
+    return hparams
 
 
 def load_state_strict(module, path):
@@ -59,8 +105,6 @@ def load_state_strict(module, path):
     >>> torch.save(torch.nn.Linear(2, 3).state_dict(), path)
     >>> load_state_strict(torch.nn.Linear(2, 3), path)
     """
-    from speechbrain_ast.weights.pretrained import load_weights
-
     # weights only, and a damaged file is named instead of torch's error
     state = load_weights(path)
     try:
@@ -190,56 +234,42 @@ def _join_source(source, filename):
     return f"{os.fspath(source)}/{filename}"
 
 
-def _yaml_scalar(value):
-    """A plain Python value as a YAML scalar or flow sequence."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"Cannot export the non-finite value {value}.")
-        text = repr(value)
-        # YAML needs a dot in the mantissa to read "1e-05" as a float
-        mantissa, _, exponent = text.partition("e")
-        if "." not in mantissa:
-            mantissa += ".0"
-        return mantissa + ("e" + exponent if exponent else "")
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+def _plain(value):
+    """``value`` as plain YAML data: tensors and tuples as lists; anything
+    hyperparams.yaml could not hold as a plain value is refused."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_yaml_scalar(v) for v in value) + "]"
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"Cannot export the non-finite value {value}.")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     raise TypeError(
         f"Cannot write {value!r} ({type(value).__name__}) to "
         "hyperparams.yaml: use None, bool, int, float, str or lists of them."
     )
 
 
-def _yaml_mapping(mapping, indent):
-    """``key: value`` lines for a flat mapping, indented."""
-    pad = " " * indent
-    return [f"{pad}{key}: {_yaml_scalar(val)}" for key, val in mapping.items()]
-
-
-def _torch_value(value):
-    """Tensors and tuples from a module's config into plain values."""
-    if isinstance(value, torch.Tensor):
-        value = value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+def _yaml_mapping(mapping, indent=0):
+    """``key: value`` lines of a flat mapping as PyYAML writes it (block
+    style, quoted where YAML needs it), indented."""
+    if not mapping:
+        return []
+    text = yaml.safe_dump(
+        {key: _plain(val) for key, val in mapping.items()},
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=True,
+        width=math.inf,
+    )
+    return [" " * indent + line for line in text.splitlines()]
 
 
 def module_config(module):
-    """The constructor arguments that rebuild ``module`` (without weights).
-
-    Uses the module's ``config`` dict when it has one; otherwise reads the
-    structure of an :class:`~speechbrain_ast.model.lobe.AST` (width, depth,
-    heads, strides, epsilons) or :class:`~speechbrain_ast.model.lobe.ASTHead`.
-    Dropout and stochastic-depth rates are inference-irrelevant and
-    written as 0.
+    """The constructor arguments that rebuild ``module`` (without weights):
+    its ``config`` dict (``AST`` and ``ASTHead`` record theirs), as plain
+    values for hyperparams.yaml.
 
     Arguments
     ---------
@@ -253,54 +283,18 @@ def module_config(module):
 
     Example
     -------
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.model.lobe import ASTHead
     >>> module_config(ASTHead(64, 3))
     {'embed_dim': 64, 'n_classes': 3, 'norm_eps': 1e-05}
-    >>> config = module_config(
-    ...     AST(
-    ...         input_tdim=128,
-    ...         embed_dim=64,
-    ...         depth=2,
-    ...         num_heads=2,
-    ...         norm_eps=1e-12,
-    ...     )
-    ... )
-    >>> config["depth"], config["num_heads"], config["norm_eps"]
-    (2, 2, 1e-12)
     """
-    from speechbrain_ast.model.lobe import AST, ASTHead
-
     config = getattr(module, "config", None)
-    if isinstance(config, dict):
-        return {key: _torch_value(val) for key, val in config.items()}
-    if isinstance(module, AST):
-        block = module.blocks[0] if len(module.blocks) else None
-        return {
-            "input_fdim": int(module.input_fdim),
-            "input_tdim": int(module.input_tdim),
-            "patch_size": list(module.patch_size),
-            "fstride": int(module.fstride),
-            "tstride": int(module.tstride),
-            "embed_dim": int(module.embed_dim),
-            "depth": len(module.blocks),
-            "num_heads": int(block.attn.num_heads) if block else 1,
-            "mlp_ratio": (
-                block.mlp.fc1.out_features / module.embed_dim if block else 4.0
-            ),
-            "qkv_bias": bool(block and block.attn.qkv.bias is not None),
-            "norm_eps": float(module.norm.eps),
-        }
-    if isinstance(module, ASTHead):
-        return {
-            "embed_dim": int(module[0].normalized_shape[0]),
-            "n_classes": int(module[1].out_features),
-            "norm_eps": float(module[0].eps),
-        }
-    raise ValueError(
-        f"Cannot recover the constructor arguments of "
-        f"{type(module).__name__}: export an AST / ASTHead, or give the "
-        "module a `config` dict attribute (its keyword arguments)."
-    )
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"Cannot recover the constructor arguments of "
+            f"{type(module).__name__}: export an AST / ASTHead, or give the "
+            "module a `config` dict attribute (its keyword arguments)."
+        )
+    return {key: _plain(val) for key, val in config.items()}
 
 
 def sized_label_encoder(n_classes):
@@ -330,8 +324,23 @@ def sized_label_encoder(n_classes):
     return encoder
 
 
-def _check_out_dir(out_dir, overwrite):
-    """Refuses an existing non-empty folder unless ``overwrite``."""
+def check_out_dir(out_dir, overwrite=False):
+    """Refuses an output path that is a file, or an existing non-empty
+    folder unless ``overwrite`` (writers call it before any work).
+
+    Arguments
+    ---------
+    out_dir : str or os.PathLike
+        The model folder to write.
+    overwrite : bool
+        Whether the model files of an existing folder may be replaced.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> check_out_dir(os.path.join(tempfile.mkdtemp(), "new"))
+    """
+    out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise FileExistsError(
             f"{out_dir!r} exists and is not a folder: choose another output "
@@ -343,7 +352,6 @@ def _check_out_dir(out_dir, overwrite):
             "choose another folder, or pass overwrite=True (--overwrite on "
             "the command line) to replace its model files."
         )
-    os.makedirs(out_dir, exist_ok=True)
 
 
 def _class_path(module):
@@ -381,7 +389,7 @@ def export_model_folder(
         Keyword arguments of :class:`speechbrain_ast.features.fbank.KaldiFbank`
         (``target_length=None`` keeps each clip's native length).
     norm_stats : tuple of float
-        ``(mean, std)`` of :class:`speechbrain_ast.features.fbank.FixedNormalization`.
+        ``(mean, std)`` of :class:`speechbrain_ast.features.FixedNormalization`.
     multi_label : bool
         True for sigmoid scores (AudioSet), False for softmax.
     overwrite : bool
@@ -415,7 +423,9 @@ def export_model_folder(
     """
     out_dir = os.fspath(out_dir)
     labels = [str(label) for label in labels]
-    n_classes = _num_outputs(classifier)
+    lobe_config = module_config(embedding_model)
+    head_config = module_config(classifier)
+    n_classes = head_config.get("n_classes")
     if n_classes is not None and len(labels) != n_classes:
         raise ValueError(
             f"{len(labels)} labels given for a classifier with {n_classes} "
@@ -435,48 +445,46 @@ def export_model_folder(
             f"Labels must be unique, these repeat: {duplicates[:5]}. Rename "
             "them (e.g. append the class index)."
         )
-    mean, std = (float(v) for v in norm_stats)
     frontend_kwargs = dict(frontend_kwargs)
-    sample_rate = int(frontend_kwargs.get("sample_rate", 16000))
-    frontend_kwargs["sample_rate"] = sample_rate
-    native_length = frontend_kwargs.get("target_length") is None
-    lobe_config = module_config(embedding_model)
-    head_config = module_config(classifier)
-
-    _check_out_dir(out_dir, overwrite)
-    yaml_text = _hyperparams_text(
-        embedding_model=embedding_model,
-        classifier=classifier,
-        lobe_config=lobe_config,
-        head_config=head_config,
-        frontend_kwargs=frontend_kwargs,
-        mean=mean,
-        std=std,
-        sample_rate=sample_rate,
-        multi_label=bool(multi_label),
-        native_length=native_length,
-        n_classes=len(labels),
-        extra=dict(extra or {}),
-    )
-    # write next to the target, then rename: no half-written model files
-    state = {
-        "embedding_model.ckpt": _plain_state(embedding_model),
-        "classifier.ckpt": _plain_state(classifier),
+    settings = {
+        "sample_rate": int(frontend_kwargs.pop("sample_rate", 16000)),
+        "multi_label": bool(multi_label),
+        "native_length": frontend_kwargs.get("target_length") is None,
+        "n_classes": len(labels),
+        "norm_mean": float(norm_stats[0]),
+        "norm_std": float(norm_stats[1]),
     }
-    for name, tensors in state.items():
-        tmp = os.path.join(out_dir, name + ".tmp")
-        torch.save(tensors, tmp)
-        os.replace(tmp, os.path.join(out_dir, name))
+    yaml_text = _hyperparams_text(
+        settings,
+        dict(extra or {}),
+        frontend_kwargs,
+        (_class_path(embedding_model), lobe_config),
+        (_class_path(classifier), head_config),
+    )
+
+    check_out_dir(out_dir, overwrite)
+    os.makedirs(out_dir, exist_ok=True)
     encoder = CategoricalEncoder()
     encoder.update_from_iterable(labels)
-    tmp = os.path.join(out_dir, "label_encoder.txt.tmp")
-    encoder.save(tmp)
-    os.replace(tmp, os.path.join(out_dir, "label_encoder.txt"))
-    tmp = os.path.join(out_dir, "hyperparams.yaml.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(yaml_text)
-    os.replace(tmp, os.path.join(out_dir, "hyperparams.yaml"))
+    writers = {
+        "embedding_model.ckpt": partial(
+            torch.save, _plain_state(embedding_model)
+        ),
+        "classifier.ckpt": partial(torch.save, _plain_state(classifier)),
+        "label_encoder.txt": encoder.save,
+        "hyperparams.yaml": partial(_write_text, yaml_text),
+    }
+    for name, write in writers.items():
+        # write next to the target, then rename: no half-written model files
+        tmp = os.path.join(out_dir, name + ".tmp")
+        write(tmp)
+        os.replace(tmp, os.path.join(out_dir, name))
     return out_dir
+
+
+def _write_text(text, path):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _plain_state(module):
@@ -487,29 +495,9 @@ def _plain_state(module):
     }
 
 
-def _num_outputs(classifier):
-    """Output width of the classifier's last Linear layer, or None."""
-    linears = [
-        m for m in classifier.modules() if isinstance(m, torch.nn.Linear)
-    ]
-    return linears[-1].out_features if linears else None
-
-
-def _hyperparams_text(
-    embedding_model,
-    classifier,
-    lobe_config,
-    head_config,
-    frontend_kwargs,
-    mean,
-    std,
-    sample_rate,
-    multi_label,
-    native_length,
-    n_classes,
-    extra,
-):
-    """The text of hyperparams.yaml."""
+def _hyperparams_text(settings, extra, frontend_kwargs, lobe, head):
+    """The text of hyperparams.yaml; ``lobe`` and ``head`` are (class
+    path, constructor arguments)."""
     lines = [
         "# AST model folder written by speechbrain_ast.inference.",
         "# Load with speechbrain_ast.inference.ASTAudioClassifier.from_hparams",
@@ -518,14 +506,9 @@ def _hyperparams_text(
         "# SECURITY: loading this file builds the Python objects it names",
         "# (!new: tags can run code): load only model folders you trust.",
         "",
-        f"sample_rate: {sample_rate}",
-        f"multi_label: {_yaml_scalar(multi_label)}",
-        "# true: each clip keeps its own length (no padding to a fixed",
-        "# number of frames); see docs/inference.md",
-        f"native_length: {_yaml_scalar(native_length)}",
-        f"n_classes: {n_classes}",
-        f"norm_mean: {_yaml_scalar(mean)}",
-        f"norm_std: {_yaml_scalar(std)}",
+        "# native_length true: each clip keeps its own length (no padding to",
+        "# a fixed number of frames); see docs/inference.md",
+        *_yaml_mapping(settings),
         *(["export_info:", *_yaml_mapping(extra, 4)] if extra else []),
         "",
         "# reads any rate / channel count soundfile reads for classify_file",
@@ -533,21 +516,18 @@ def _hyperparams_text(
         "    sample_rate: !ref <sample_rate>",
         "",
         "compute_features: !new:speechbrain_ast.features.KaldiFbank",
-        *_yaml_mapping(
-            {k: v for k, v in frontend_kwargs.items() if k != "sample_rate"},
-            4,
-        ),
+        *_yaml_mapping(frontend_kwargs, 4),
         "    sample_rate: !ref <sample_rate>",
         "",
         "mean_var_norm: !new:speechbrain_ast.features.FixedNormalization",
         "    mean: !ref <norm_mean>",
         "    std: !ref <norm_std>",
         "",
-        f"embedding_model: !new:{_class_path(embedding_model)}",
-        *_yaml_mapping(lobe_config, 4),
+        f"embedding_model: !new:{lobe[0]}",
+        *_yaml_mapping(lobe[1], 4),
         "",
-        f"classifier: !new:{_class_path(classifier)}",
-        *_yaml_mapping(head_config, 4),
+        f"classifier: !new:{head[0]}",
+        *_yaml_mapping(head[1], 4),
         "",
         "label_encoder: !apply:speechbrain_ast.inference.sized_label_encoder",
         "    - !ref <n_classes>",

@@ -19,149 +19,22 @@ from functools import partial
 
 import torch
 import torch.nn as nn
-from timm.layers import Attention, trunc_normal_
+from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
+from speechbrain_ast.model.layers import (
+    InplaceGELU,
+    PatchEmbed,
+    as_pair,
+    patch_grid,
+    patchout,
+    supports_token_only,
+    token_only_block,
+)
 from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 NUM_TOKENS = 2  # [CLS] and [DIST]
-
-
-def _token_only_block(block, x):
-    """``block(x)[:, :NUM_TOKENS]`` without computing the patch outputs.
-
-    The pooled embedding reads only [CLS] and [DIST], so in the last block
-    the patch tokens are needed as keys and values but not as queries:
-    their attention rows, output projection and MLP (about 7% of AST-Base's
-    FLOPs) are skipped. The modules are timm's, called in ``Block``'s
-    order; ``_supports_token_only`` says when this applies.
-    """
-    attn = block.attn
-    batch, n, _ = x.shape
-    qkv = attn.qkv(block.norm1(x))
-    qkv = qkv.reshape(batch, n, 3, attn.num_heads, attn.head_dim)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = attn.q_norm(q[:, :, :NUM_TOKENS]), attn.k_norm(k)
-    dropout = attn.attn_drop.p if attn.training else 0.0
-    out = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-    out = out.transpose(1, 2).reshape(batch, NUM_TOKENS, attn.attn_dim)
-    out = attn.proj_drop(attn.proj(attn.norm(out)))
-    x = x[:, :NUM_TOKENS] + block.drop_path1(block.ls1(out))
-    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
-
-
-class InplaceGELU(nn.GELU):
-    """Exact (erf) GELU that overwrites its input when no gradient is
-    needed.
-
-    In timm's ``Mlp`` the activation's input is the first layer's fresh
-    output, used nowhere else; the hidden activations (4x the width) are the
-    largest tensors of a forward pass, and not allocating a second copy
-    makes AST-Base's CPU inference about 2% faster, with the same numbers.
-    With autograd it is ``nn.GELU``.
-
-    Example
-    -------
-    >>> x = torch.randn(3)
-    >>> y = InplaceGELU()(x.clone())
-    >>> bool(torch.equal(y, nn.functional.gelu(x)))
-    True
-    """
-
-    def forward(self, x):
-        """GELU, in place when no gradient is needed."""
-        if x.requires_grad and torch.is_grad_enabled():
-            return super().forward(x)
-        return torch.ops.aten.gelu_(x)
-
-
-def _supports_token_only(block):
-    """True for timm's plain ``Block`` + ``Attention`` (no gate), the
-    structure ``_token_only_block`` reproduces."""
-    return (
-        type(block) is Block
-        and type(block.attn) is Attention
-        and getattr(block.attn, "gate", None) is None
-    )
-
-
-def _pair(value, name):
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    raise ValueError(
-        f"{name} must be an int or a pair (frequency, time); got {value!r}."
-    )
-
-
-def patch_grid(input_fdim, input_tdim, patch_size=16, fstride=10, tstride=10):
-    """Number of patches along frequency and time for a spectrogram size.
-
-    Arguments
-    ---------
-    input_fdim : int
-        Number of mel bins.
-    input_tdim : int
-        Number of frames.
-    patch_size : int or tuple of int
-        Patch size, or ``(frequency, time)`` sizes.
-    fstride : int
-        Patch stride along frequency.
-    tstride : int
-        Patch stride along time.
-
-    Returns
-    -------
-    tuple of int
-        ``(f_dim, t_dim)`` = ``((F - pf) // fstride + 1, (T - pt) // tstride
-        + 1)`` (0 where the input is shorter than a patch).
-
-    Example
-    -------
-    >>> patch_grid(128, 1024)
-    (12, 101)
-    >>> patch_grid(128, 1024, patch_size=(128, 2), fstride=128, tstride=2)
-    (1, 512)
-    """
-    pf, pt = _pair(patch_size, "patch_size")
-    f_dim = (input_fdim - pf) // fstride + 1 if input_fdim >= pf else 0
-    t_dim = (input_tdim - pt) // tstride + 1 if input_tdim >= pt else 0
-    return f_dim, t_dim
-
-
-class PatchEmbed(nn.Module):
-    """Cuts a [B, T, F] spectrogram into overlapping patches and embeds them.
-
-    The spectrogram is seen as a 1-channel image with frequency as height and
-    time as width; the patch grid is flattened frequency-major.
-
-    Arguments
-    ---------
-    patch_size : tuple of int
-        ``(frequency, time)`` size of a patch.
-    stride : tuple of int
-        ``(fstride, tstride)``.
-    embed_dim : int
-        Width of the patch embeddings.
-
-    Example
-    -------
-    >>> embed = PatchEmbed((16, 16), (10, 10), 64)
-    >>> embed(torch.randn(2, 128, 128)).shape
-    torch.Size([2, 144, 64])
-    """
-
-    def __init__(self, patch_size, stride, embed_dim):
-        super().__init__()
-        self.proj = nn.Conv2d(
-            1, embed_dim, kernel_size=patch_size, stride=stride
-        )
-
-    def forward(self, x):
-        """[B, T, F] -> [B, f_dim * t_dim, D], frequency-major."""
-        x = self.proj(x.unsqueeze(1).transpose(2, 3))
-        return x.flatten(2).transpose(1, 2)
 
 
 class AST(nn.Module):
@@ -221,8 +94,14 @@ class AST(nn.Module):
     In eval mode, positional embeddings adapted to other grids than the
     built one (native-length inference) are cached, keyed on the grid and
     the parameter's storage, version, dtype and device, so an optimiser
-    step, ``load_state_dict`` or ``.to()`` invalidates them. Training mode
-    and autograd through ``pos_embed`` never use the cache.
+    step, ``load_state_dict`` or ``.to()`` invalidates them. Training mode,
+    autograd through ``pos_embed`` and tracing never use the cache.
+
+    The forward traces (``torch.export``, ``torch.onnx.export(...,
+    dynamo=True)``, ``torch.compile``) with a dynamic time axis: the grid,
+    the padding of short inputs and the positional embedding's adaptation
+    are written without branches on the number of frames, so one graph
+    serves every length (:mod:`speechbrain_ast.deploy.onnx` exports it).
 
     Example
     -------
@@ -268,7 +147,7 @@ class AST(nn.Module):
         patchout_freq=0,
     ):
         super().__init__()
-        pf, pt = _pair(patch_size, "patch_size")
+        pf, pt = as_pair(patch_size, "patch_size")
         if pf < 1 or pt < 1:
             raise ValueError(f"patch_size must be positive; got {patch_size}.")
         if fstride <= 0 or tstride <= 0:
@@ -293,6 +172,26 @@ class AST(nn.Module):
                 f"num_heads={num_heads}; pick a number of heads that divides "
                 "it (AST-Base: 768 and 12)."
             )
+        # the constructor arguments, from which model folders, encoder files
+        # and imported checkpoints rebuild the lobe (plain values, no tuples)
+        self.config = dict(
+            input_fdim=int(input_fdim),
+            input_tdim=int(input_tdim),
+            patch_size=[pf, pt],
+            fstride=int(fstride),
+            tstride=int(tstride),
+            embed_dim=int(embed_dim),
+            depth=int(depth),
+            num_heads=int(num_heads),
+            mlp_ratio=float(mlp_ratio),
+            qkv_bias=bool(qkv_bias),
+            drop_rate=float(drop_rate),
+            attn_drop_rate=float(attn_drop_rate),
+            drop_path_rate=float(drop_path_rate),
+            norm_eps=float(norm_eps),
+            patchout_time=int(patchout_time),
+            patchout_freq=int(patchout_freq),
+        )
         self.input_fdim = input_fdim
         self.input_tdim = input_tdim
         self.patch_size = (pf, pt)
@@ -366,20 +265,38 @@ class AST(nn.Module):
         return self.patch_grid[0] * self.patch_grid[1]
 
     def grid(self, num_frames):
-        """``(f_dim, t_dim)`` patch grid for an input of ``num_frames``.
-
-        Inputs shorter than one patch are zero-padded to one patch.
-        """
-        num_frames = max(int(num_frames), self.patch_size[1])
+        """``(f_dim, t_dim)`` patch grid for an input of ``num_frames``
+        (a symbolic size too); inputs shorter than one patch are zero-padded
+        to one patch."""
         return patch_grid(
             self.input_fdim,
-            num_frames,
+            torch.sym_max(num_frames, self.patch_size[1]),
             self.patch_size,
             self.fstride,
             self.tstride,
         )
 
-    def _check_input(self, x):
+    def check_input(self, x):
+        """Raises a ``ValueError`` naming the problem if ``x`` is not
+        features ``[batch, time, input_fdim]`` with finite values.
+
+        While tracing (``torch.export``, ``torch.compile``) only the number
+        of dimensions and of mel bins are checked: the other sizes may be
+        symbolic and the values are unknown.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            The lobe's input.
+
+        Example
+        -------
+        >>> lobe = AST(input_tdim=128, embed_dim=8, depth=0, num_heads=2)
+        >>> lobe.check_input(torch.zeros(1, 10, 64))
+        Traceback (most recent call last):
+        ...
+        ValueError: AST expects features [batch, time, 128]; received (1, 10, 64). The model was built for input_fdim=128 mel bins: compute features with that many bins (the last axis is frequency).
+        """
         expected = f"[batch, time, {self.input_fdim}]"
         if not torch.is_tensor(x) or x.dim() != 3:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
@@ -395,6 +312,8 @@ class AST(nn.Module):
                 "bins: compute features with that many bins (the last axis "
                 "is frequency)."
             )
+        if torch.compiler.is_compiling():
+            return
         if batch == 0 or frames == 0:
             raise ValueError(
                 f"AST expects features {expected} with at least one clip and "
@@ -415,16 +334,33 @@ class AST(nn.Module):
         )
         return torch.cat([self.pos_embed[:, :NUM_TOKENS], patch_pos], dim=1)
 
-    def _pos_embed_for(self, grid):
-        """The positional embedding for a patch grid (adapted if needed)."""
-        if grid == self.patch_grid:
+    def pos_embed_for(self, grid):
+        """The positional embedding for a patch grid, adapted by
+        :func:`~speechbrain_ast.model.pos_embed.adapt_pos_embed` where the
+        grid is not the built one (cached in eval mode, see Notes).
+
+        Arguments
+        ---------
+        grid : tuple of int
+            ``(f_dim, t_dim)``; ``t_dim`` may be symbolic while tracing.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, 2 + f_dim * t_dim, embed_dim]``: [CLS], [DIST], patches.
+        """
+        built = self.patch_grid
+        if all(statically_known_true(a == b) for a, b in zip(grid, built)):
             return self.pos_embed
         if self.training:
             # the parameter changes every step: entries would only go stale
             self._pos_cache.clear()
             return self._adapted_pos_embed(grid)
-        if torch.is_grad_enabled() and self.pos_embed.requires_grad:
-            # the gradient must flow through the adaptation
+        if torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and self.pos_embed.requires_grad
+        ):
+            # a traced graph adapts for any length; a gradient must flow
+            # through the adaptation
             return self._adapted_pos_embed(grid)
         pos = self.pos_embed
         # the source is kept alive in the entry, so its storage address
@@ -447,46 +383,29 @@ class AST(nn.Module):
         self._pos_cache[grid] = (pos.detach(), pos._version, adapted)
         return adapted
 
-    def _patchout(self, patches, grid):
-        """Drops random whole time columns / frequency rows (training)."""
-        f_dim, t_dim = grid
-        # an input shorter than the built grid keeps at least one column
-        drop_t = min(self.patchout_time, t_dim - 1)
-        drop_f = min(self.patchout_freq, f_dim - 1)
-        if drop_t == 0 and drop_f == 0:
-            return patches, grid
-        batch, _, dim = patches.shape
-        patches = patches.reshape(batch, f_dim, t_dim, dim)
-        device = patches.device
-        # sorted, so the kept grid stays frequency-major in time order
-        if drop_t:
-            keep = torch.randperm(t_dim, device=device)[: t_dim - drop_t]
-            patches = patches.index_select(2, keep.sort().values)
-        if drop_f:
-            keep = torch.randperm(f_dim, device=device)[: f_dim - drop_f]
-            patches = patches.index_select(1, keep.sort().values)
-        grid = (f_dim - drop_f, t_dim - drop_t)
-        return patches.reshape(batch, grid[0] * grid[1], dim), grid
-
     def _tokens(self, x, return_hidden_states=False, tokens_only=False):
         """``(tokens, hidden_states, grid)``; ``grid`` is the patch grid
         left after patchout. ``tokens_only``: only [CLS] and [DIST] are
         needed from the last block."""
-        self._check_input(x)
-        if x.shape[1] < self.patch_size[1]:
-            # too short for one patch: pad with silence (zeros) as the
-            # reference pads short clips in the log-mel domain
-            pad = self.patch_size[1] - x.shape[1]
+        self.check_input(x)
+        patch_time = self.patch_size[1]
+        if not statically_known_true(x.shape[1] >= patch_time):
+            # too short for one patch (or a length known only at run time):
+            # pad with silence (zeros) as the reference pads short clips in
+            # the log-mel domain; sym_max, not a branch, so a graph traces
+            pad = torch.sym_max(patch_time - x.shape[1], 0)
             x = nn.functional.pad(x, (0, 0, 0, pad))
         grid = self.grid(x.shape[1])
         patches = self.patch_embed(x)
         batch = patches.shape[0]
-        pos = self._pos_embed_for(grid)
+        pos = self.pos_embed_for(grid)
         # positions are added before patchout, so kept patches carry their
         # own; [CLS] and [DIST] are always kept
         patches = patches + pos[:, NUM_TOKENS:]
         if self.training and (self.patchout_time or self.patchout_freq):
-            patches, grid = self._patchout(patches, grid)
+            patches, grid = patchout(
+                patches, grid, self.patchout_time, self.patchout_freq
+            )
         tokens = torch.cat(
             [
                 self.cls_token.expand(batch, -1, -1),
@@ -499,8 +418,8 @@ class AST(nn.Module):
         hidden_states = []
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            if i == last and tokens_only and _supports_token_only(block):
-                x = _token_only_block(block, x)
+            if i == last and tokens_only and supports_token_only(block):
+                x = token_only_block(block, x, NUM_TOKENS)
             else:
                 x = block(x)
             if return_hidden_states:
@@ -614,4 +533,10 @@ class ASTHead(nn.Sequential):
         super().__init__(
             nn.LayerNorm(embed_dim, eps=norm_eps),
             nn.Linear(embed_dim, n_classes),
+        )
+        # the constructor arguments: what model folders rebuild it from
+        self.config = dict(
+            embed_dim=int(embed_dim),
+            n_classes=int(n_classes),
+            norm_eps=float(norm_eps),
         )

@@ -5,7 +5,9 @@ When the grid changes (ImageNet DeiT 24 x 24 -> AST 12 x 101, an AudioSet
 checkpoint's 12 x 101 -> a shorter task, or a runtime input of another
 length) the embedding is adapted by the reference rule: time axis first
 (centre cut when shrinking, interpolation when growing), then frequency the
-same way. This module is the only place that rule is written.
+same way. This module is the only place that rule is written. It has no
+Python branch on the new sizes, so it also runs inside a graph traced with
+a dynamic time axis (the lobe's ONNX export).
 
 Authors
  * speechbrain-ast developers
@@ -13,37 +15,51 @@ Authors
 
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 METHODS = ("bilinear", "nearest")
 
 
 def _check_grid(name, grid):
+    # a symbolic size (a traced graph's) is valid by construction
     if (
         not isinstance(grid, (tuple, list))
         or len(grid) != 2
-        or any(int(g) != g or g < 1 for g in grid)
+        or any(
+            not isinstance(g, torch.SymInt) and (int(g) != g or g < 1)
+            for g in grid
+        )
     ):
         raise ValueError(
             f"{name} must be (frequency_patches, time_patches), two positive "
             f"integers; got {grid!r}."
         )
-    return int(grid[0]), int(grid[1])
+    return tuple(g if isinstance(g, torch.SymInt) else int(g) for g in grid)
 
 
 def _resize_axis(grid, size, axis, method):
-    """Centre-cuts or interpolates ``grid`` [B, D, f, t] along ``axis``."""
+    """Centre-cuts or interpolates ``grid`` [B, D, f, t] along ``axis``.
+
+    Both are computed and ``torch.where`` picks one, so a ``size`` known
+    only at run time (a traced graph's) needs no Python branch.
+    """
     src = grid.shape[axis]
-    if size <= src:
-        # the reference keeps the centre patches when shrinking
-        start = src // 2 - size // 2
-        return grid.narrow(axis, start, size)
+    if statically_known_true(size == src):
+        return grid
+    positions = torch.arange(size, device=grid.device)
+    # the reference keeps the centre patches when shrinking
+    start = src // 2 - size // 2
+    cut = grid.index_select(axis, (positions + start).clamp(0, src - 1))
     out_size = list(grid.shape[-2:])
     out_size[axis - 2] = size
     if method == "bilinear":
-        return F.interpolate(
+        grown = F.interpolate(
             grid, size=out_size, mode="bilinear", align_corners=False
         )
-    return F.interpolate(grid, size=out_size, mode="nearest")
+    else:
+        grown = F.interpolate(grid, size=out_size, mode="nearest")
+    shrink = positions[-1:] < src  # size <= src, as a one-element tensor
+    return torch.where(shrink, cut, grown)
 
 
 def adapt_pos_embed(patch_pos, src_grid, dst_grid, method="bilinear"):
@@ -107,7 +123,9 @@ def adapt_pos_embed(patch_pos, src_grid, dst_grid, method="bilinear"):
             "two token embeddings ([CLS], [DIST]) and the grid it was made "
             "for."
         )
-    if (src_f, src_t) == (dst_f, dst_t):
+    if statically_known_true(src_f == dst_f) and statically_known_true(
+        src_t == dst_t
+    ):
         return patch_pos
     grid = patch_pos.transpose(1, 2).reshape(batch, dim, src_f, src_t)
     grid = _resize_axis(grid, dst_t, 3, method)

@@ -12,38 +12,24 @@ Authors
 
 import torch
 from torch import nn
+from torchaudio.functional import mask_along_axis_iid
 
 __all__ = ["Mixup", "NoiseAndRoll", "SpecAugment"]
 
 
-def _band_mask(batch, size, param, device):
-    """One random band per example along an axis of ``size`` bins:
-    width ``floor(U * param)``, start uniform over the remaining range
-    (torchaudio's ``mask_along_axis_iid``). Returns ``[batch, size]`` bool,
-    or None when ``param < 1`` (no random draw, as torchaudio).
-    """
-    if param < 1:
-        return None
-    # unlike torchaudio, a band is never wider than its axis
-    param = min(float(param), float(size))
-    value = torch.rand(batch, device=device) * param
-    start = (torch.rand(batch, device=device) * (size - value)).long()
-    end = start + value.long()
-    pos = torch.arange(size, device=device)
-    return (pos >= start[:, None]) & (pos < end[:, None])
-
-
 class SpecAugment(nn.Module):
     """One frequency mask and one time mask per example, filled with 0
-    (applied before normalisation, as the AST reference does).
+    (applied before normalisation, as the AST reference does), drawn by
+    torchaudio's masking, which the reference calls.
 
     Mask widths are ``floor(U * freqm)`` and ``floor(U * timem)`` with
     ``U ~ U[0, 1)``, so always less than ``freqm`` / ``timem``; each band
-    starts uniformly within the remaining range, as torchaudio's
-    ``FrequencyMasking`` / ``TimeMasking`` with ``iid_masks`` (the same
-    random draws, so the same masks for the same seed, except that a band is
-    never wider than its axis). The time mask may fall on padded frames, as
-    in the reference.
+    starts uniformly within the remaining range: torchaudio's
+    ``FrequencyMasking`` / ``TimeMasking`` with ``iid_masks`` on
+    ``[batch, time, freq]`` features, the same masks for the same seed.
+    A width bound larger than its axis is cut to the axis, where torchaudio
+    would mask the whole axis most of the time. The time mask may fall on
+    padded frames, as in the reference.
 
     Arguments
     ---------
@@ -74,22 +60,20 @@ class SpecAugment(nn.Module):
 
     def forward(self, feats, lengths=None):
         """Masks ``feats`` ``[batch, time, freq]`` (``lengths`` unused)."""
-        if not self.training or (self.freqm == 0 and self.timem == 0):
+        if not self.training:
             return feats
         if feats.dim() != 3:
             raise ValueError(
                 "SpecAugment expects [batch, time, freq] features, got shape "
                 f"{tuple(feats.shape)}."
             )
-        batch, time, freq = feats.shape
-        # frequency first, then time, as the reference
-        fmask = _band_mask(batch, freq, self.freqm, feats.device)
-        tmask = _band_mask(batch, time, self.timem, feats.device)
-        if fmask is not None:
-            feats = feats.masked_fill(fmask[:, None, :], 0.0)
-        if tmask is not None:
-            feats = feats.masked_fill(tmask[:, :, None], 0.0)
-        return feats
+        # torchaudio's [batch, channel, freq, time]; frequency first, as the
+        # reference (axis 2 is frequency, axis 3 time)
+        spec = feats.transpose(1, 2).unsqueeze(1)
+        for axis, width in ((2, self.freqm), (3, self.timem)):
+            width = min(width, spec.shape[axis])
+            spec = mask_along_axis_iid(spec, width, 0.0, axis)
+        return spec.squeeze(1).transpose(1, 2)
 
     def extra_repr(self):
         """The settings, for ``repr``."""
@@ -206,6 +190,11 @@ class NoiseAndRoll(nn.Module):
     Per example: ``feats + U[0, 1)-noise * f * noise_scale`` with one random
     factor ``f ~ U[0, 1)`` per example, then ``torch.roll`` along time by an
     integer drawn from ``[-max_roll, max_roll)``.
+
+    Not SpeechBrain's ``AddNoise`` and ``RandomShift``: ``AddNoise`` mixes
+    noise at a signal-to-noise ratio (relative to each clip's level) and
+    ``RandomShift`` shifts the whole batch by one amount, where the
+    reference adds noise of absolute scale and rolls each clip on its own.
 
     Arguments
     ---------

@@ -1,7 +1,12 @@
-"""DDP evaluation that sees every example exactly once: disjoint shards per
-rank (:class:`ShardSampler`), the unwrapped modules for evaluation, and
-:class:`ShardedEvaluation`, which gathers every rank's ids, scores, targets
-and losses back into dataset order, so metrics equal a single-process run.
+"""DDP evaluation that sees every example exactly once: disjoint slices of
+the dataset per rank (:class:`DistributedEvalSampler`), the unwrapped
+modules for evaluation, and :class:`DistributedEvaluation`, which gathers
+every rank's ids, scores, targets and losses back into dataset order, so
+metrics equal a single-process run.
+
+PyTorch's ``DistributedSampler`` pads the last ranks with repeated
+examples (counted twice), and SpeechBrain's Brain evaluates the whole set
+on every rank: this module splits the work without either.
 
 Authors
  * speechbrain-ast developers
@@ -11,23 +16,24 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
-    "ShardSampler",
+    "DistributedEvalSampler",
     "world",
     "gather_objects",
     "unwrap",
-    "sharded_loader_kwargs",
-    "ShardedEvaluation",
+    "distributed_loader_kwargs",
+    "DistributedEvaluation",
+    "end_ddp",
 ]
 
 
-class ShardSampler(torch.utils.data.Sampler):
-    """Disjoint evaluation shards: indices ``rank``, ``rank + world_size``
+class DistributedEvalSampler(torch.utils.data.Sampler):
+    """Disjoint evaluation slices: indices ``rank``, ``rank + world_size``
     and so on.
 
     Unlike ``DistributedSampler`` nothing is padded or repeated, so over all
-    ranks every example is seen exactly once; shards differ in length by at
+    ranks every example is seen exactly once; slices differ in length by at
     most one. Position ``i`` of rank ``r`` is dataset index
-    ``r + i * world_size``, which :class:`ShardedEvaluation` uses to
+    ``r + i * world_size``, which :class:`DistributedEvaluation` uses to
     restore the dataset order after gathering.
 
     Arguments
@@ -38,7 +44,7 @@ class ShardSampler(torch.utils.data.Sampler):
 
     Example
     -------
-    >>> list(ShardSampler(5, rank=1, world_size=2))
+    >>> list(DistributedEvalSampler(5, rank=1, world_size=2))
     [1, 3]
     """
 
@@ -99,9 +105,10 @@ def unwrap(module):
     )
 
 
-def sharded_loader_kwargs(dataset, loader_kwargs, stage_name="evaluation"):
-    """Loader options for sharded evaluation: under DDP, a
-    :class:`ShardSampler` for this rank (no shuffling); unchanged otherwise.
+def distributed_loader_kwargs(dataset, loader_kwargs, stage_name="evaluation"):
+    """Loader options for distributed evaluation: under DDP, a
+    :class:`DistributedEvalSampler` for this rank (no shuffling); unchanged
+    otherwise.
 
     Arguments
     ---------
@@ -117,7 +124,7 @@ def sharded_loader_kwargs(dataset, loader_kwargs, stage_name="evaluation"):
 
     Example
     -------
-    >>> sharded_loader_kwargs(range(4), {"batch_size": 2})
+    >>> distributed_loader_kwargs(range(4), {"batch_size": 2})
     {'batch_size': 2}
     """
     rank, world_size = world()
@@ -125,22 +132,22 @@ def sharded_loader_kwargs(dataset, loader_kwargs, stage_name="evaluation"):
         return loader_kwargs
     if "sampler" in loader_kwargs or "batch_sampler" in loader_kwargs:
         raise ValueError(
-            "sharded DDP evaluation sets its own sampler: remove "
+            "distributed evaluation sets its own sampler: remove "
             f"'sampler'/'batch_sampler' from the {stage_name} loader options"
         )
     return {
         **loader_kwargs,
         "shuffle": False,
-        "sampler": ShardSampler(len(dataset), rank, world_size),
+        "sampler": DistributedEvalSampler(len(dataset), rank, world_size),
     }
 
 
-class ShardedEvaluation:
+class DistributedEvaluation:
     """Collects one evaluation stage's ids, scores, targets and losses on
     each rank, and gathers them from every rank in dataset order.
 
-    Each rank evaluates the slice its :class:`ShardSampler` gives it
-    (uneven slices are fine: no collective call runs per batch);
+    Each rank evaluates the slice its :class:`DistributedEvalSampler` gives
+    it (uneven slices are fine: no collective call runs per batch);
     :meth:`gather` then returns the full set on every rank, in dataset
     order, so the metrics equal those of a single-process evaluation.
 
@@ -151,7 +158,7 @@ class ShardedEvaluation:
 
     Example
     -------
-    >>> ev = ShardedEvaluation(n_classes=2)
+    >>> ev = DistributedEvaluation(n_classes=2)
     >>> ev.append(["a", "b"], torch.ones(2, 2), torch.zeros(2, 2), 0.5)
     >>> out = ev.gather()
     >>> out["ids"], out["loss"], out["per_rank"]

@@ -1,5 +1,6 @@
-"""Multi-label targets: labels <-> multi-hot vectors, one-hot targets from
-class indices, and AudioSet's balanced sampling weights and sampler.
+"""Multi-label targets: labels <-> multi-hot vectors, and AudioSet's
+balanced sampling weights (drawn by SpeechBrain's
+``ReproducibleWeightedRandomSampler``).
 
 Authors
  * speechbrain-ast developers
@@ -8,15 +9,10 @@ Authors
 import csv
 
 import torch
-import torch.nn.functional as F
-
-from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 
 __all__ = [
     "MultiHotEncoder",
-    "as_float_targets",
     "balanced_sample_weights",
-    "make_balanced_sampler",
 ]
 
 
@@ -141,69 +137,3 @@ def balanced_sample_weights(label_lists, encoder):
     ).double()
     class_weight = 1000.0 / (multi_hot.sum(0) + 0.01)
     return multi_hot @ class_weight
-
-
-def make_balanced_sampler(weights, num_samples=None, seed=563375142):
-    """A reproducible weighted sampler (with replacement) over the clips.
-
-    Pass it to the train loader (``train_dataloader_opts`` ``sampler``,
-    without ``shuffle``). Under DDP, SpeechBrain wraps it in a
-    ``DistributedSamplerWrapper``: every rank draws the same sequence
-    (same seed, ``set_epoch`` per epoch) and takes every N-th draw, so the
-    ranks share one balanced epoch of ``num_samples`` draws without
-    overlap.
-
-    Arguments
-    ---------
-    weights : torch.Tensor
-        ``[N]`` from :func:`balanced_sample_weights`.
-    num_samples : int, optional
-        Draws per epoch (default: N, one epoch's worth).
-    seed : int
-
-    Returns
-    -------
-    speechbrain.dataio.sampler.ReproducibleWeightedRandomSampler
-
-    Example
-    -------
-    >>> s = make_balanced_sampler(torch.tensor([0.0, 1.0]), num_samples=3)
-    >>> list(s)
-    [1, 1, 1]
-    """
-    weights = torch.as_tensor(weights, dtype=torch.double)
-    return ReproducibleWeightedRandomSampler(
-        weights,
-        num_samples=len(weights) if num_samples is None else num_samples,
-        replacement=True,
-        seed=seed,
-    )
-
-
-def as_float_targets(target, n_classes):
-    """A batch's targets as float ``[B, C]``: class indices (int ``[B]`` or
-    ``[B, 1]``, SpeechBrain's label pipelines) become one-hot; float one- or
-    multi-hot targets pass unchanged.
-
-    Arguments
-    ---------
-    target : torch.Tensor or PaddedData
-        The batch's ``target``.
-    n_classes : int
-
-    Returns
-    -------
-    torch.Tensor
-        ``[B, n_classes]`` float.
-
-    Example
-    -------
-    >>> as_float_targets(torch.tensor([[2], [0]]), 3)
-    tensor([[0., 0., 1.],
-            [1., 0., 0.]])
-    """
-    target = target.data if hasattr(target, "data") else target
-    if not target.is_floating_point():
-        target = target.reshape(target.shape[0], -1)[:, 0]
-        target = F.one_hot(target.long(), n_classes)
-    return target.float()

@@ -1,8 +1,10 @@
 """Evaluation metrics of the AST paper: accuracy, mAP, mean AUC, d-prime.
 
-Our own torch implementations, computed in float64 and exact (to rounding)
-against scikit-learn's ``average_precision_score`` / ``roc_auc_score`` and
-scipy's ``norm.ppf``, ties included: tied scores form one threshold, as in
+Accuracy is SpeechBrain's ``ClassificationStats``. SpeechBrain has no
+average precision, ROC AUC nor d-prime: those are ours, torch
+implementations computed in float64 and exact (to rounding) against
+scikit-learn's ``average_precision_score`` / ``roc_auc_score`` and scipy's
+``norm.ppf``, ties included: tied scores form one threshold, as in
 scikit-learn. Scores are anything monotone in the model's confidence per
 class (logits, probabilities); targets are class indices ``[N]`` or one-/
 multi-hot ``[N, C]`` (soft targets count as positive above 0.5).
@@ -14,6 +16,8 @@ Authors
 import math
 
 import torch
+
+from speechbrain.utils.metric_stats import ClassificationStats
 
 __all__ = [
     "accuracy",
@@ -95,7 +99,11 @@ def accuracy(scores, targets):
         )
     if scores.shape[0] == 0:
         raise ValueError("accuracy of an empty set: no examples were given")
-    return (scores.argmax(dim=1) == targets).double().mean().item()
+    stats = ClassificationStats()
+    stats.append(
+        range(len(targets)), scores.argmax(dim=1).tolist(), targets.tolist()
+    )
+    return float(stats.summarize("accuracy"))
 
 
 def average_precision(scores, targets):

@@ -1,6 +1,7 @@
 """How the AST recipes update their weights: the paper's Adam and its
 learning-rate schedule (linear warm-up, then the reference's epoch-wise step
-decay), and :func:`set_lr` to apply a rate before an optimiser step.
+decay); the recipes apply the rate before each optimiser step with
+SpeechBrain's ``update_learning_rate``.
 
 Authors
  * speechbrain-ast developers
@@ -8,7 +9,7 @@ Authors
 
 import torch
 
-__all__ = ["make_optimizer", "WarmupStepDecay", "set_lr"]
+__all__ = ["make_optimizer", "WarmupStepDecay"]
 
 # devices with PyTorch's fused Adam kernel for every floating dtype we train in
 _FUSED_ADAM_DEVICES = ("cpu", "cuda")
@@ -84,9 +85,13 @@ class WarmupStepDecay:
     every (1-based) epoch, gives during that epoch. ESC-50: start 5, every
     1, factor 0.85 -> epochs 1-5 at ``lr``, epoch 6 at ``0.85 * lr``.
 
-    It is stateless: :class:`ASTBrain` sets the learning rate before every
-    optimiser step from the epoch and its checkpointed ``optimizer_step``,
-    so a resumed run follows the same schedule.
+    It is stateless: the recipes set the learning rate before every
+    optimiser step from the epoch and the Brain's checkpointed
+    ``optimizer_step``, so a resumed run follows the same schedule.
+
+    Not one of ``speechbrain.nnet.schedulers``: their ``StepScheduler``
+    decays from the first epoch on (no start epoch, no warm-up) and
+    ``LinearWarmupScheduler`` decays linearly after its warm-up.
 
     Arguments
     ---------
@@ -107,6 +112,11 @@ class WarmupStepDecay:
     >>> [sched(epoch) for epoch in (1, 5, 6, 7)]
     [1.0, 1.0, 0.5, 0.25]
     >>> WarmupStepDecay(1.0, warmup_steps=10)(1, step=5)
+    0.5
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    >>> WarmupStepDecay(1.0, warmup_steps=10).apply(opt, 1, step=5)
+    0.5
+    >>> opt.param_groups[0]["lr"]
     0.5
     """
 
@@ -141,16 +151,26 @@ class WarmupStepDecay:
             lr *= min(1.0, step / self.warmup_steps)
         return lr
 
+    def apply(self, optimizer, epoch, step):
+        """Sets every parameter group's learning rate for this step, as
+        SpeechBrain's ``NoamScheduler`` does: silently, where
+        ``speechbrain.nnet.schedulers.update_learning_rate`` would log a
+        line at each warm-up step.
 
-def set_lr(optimizer, lr):
-    """Sets the learning rate of every parameter group of ``optimizer``.
+        Arguments
+        ---------
+        optimizer : torch.optim.Optimizer
+        epoch : int
+            The current epoch (1-based).
+        step : int
+            The optimiser step about to be taken (1-based).
 
-    Example
-    -------
-    >>> opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    >>> set_lr(opt, 0.5)
-    >>> opt.param_groups[0]["lr"]
-    0.5
-    """
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+        Returns
+        -------
+        float
+            The learning rate set.
+        """
+        lr = self(epoch, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr

@@ -1,8 +1,8 @@
-"""What every recipe script does before and after its Brain: read its
-command line (the hparams file, ``--help`` with the recipe's own keys, one
-clear line for a missing or wrong input), name its classes, initialise the
-lobe from pretrained weights, log metrics as json lines, save test
-predictions.
+"""What the recipe scripts share around their ``Brain``: the command line
+(``sb.parse_arguments`` with the hparams file looked up in the recipe
+folder, ``--help`` listing the yaml's keys, one line for a missing or wrong
+input) and the json log of each evaluation (``metrics.jsonl``, test
+predictions).
 
 Authors
  * speechbrain-ast developers
@@ -19,16 +19,12 @@ import textwrap
 import torch
 
 __all__ = [
-    "parse_recipe_arguments",
-    "load_recipe_hparams",
+    "parse_arguments",
     "recipe_options",
     "format_recipe_options",
     "user_errors",
-    "class_names",
     "resolve_hparams_file",
-    "init_from_pretrained",
-    "log_jsonl",
-    "save_predictions",
+    "log_evaluation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -226,21 +222,22 @@ def format_recipe_options(hparams_file):
     return "\n".join(out)
 
 
-def parse_recipe_arguments(argv, recipe_dir, default_hparams):
-    """A recipe's command line: ``sb.parse_arguments`` with the hparams
-    file found (:func:`resolve_hparams_file`), the default one when none
-    is given, and ``--help`` listing the yaml's own keys after
-    SpeechBrain's flags.
+def parse_arguments(argv, default_hparams, recipe_dir=None):
+    """``sb.parse_arguments`` for a recipe: the hparams file is looked up
+    in the recipe folder first (:func:`resolve_hparams_file`), the default
+    one is used when the first argument is a flag, ``--help`` also lists
+    the yaml's own keys, and a key without a value (``!PLACEHOLDER``) or
+    given twice stops with one line, so that ``load_hyperpyyaml`` then
+    reads the file as it is.
 
     Arguments
     ---------
     argv : list of str
         ``sys.argv[1:]``: ``[HPARAMS_FILE] [--flag value ...]``.
-    recipe_dir : str
-        The recipe's folder.
     default_hparams : str
-        The hparams file used when the first argument is a flag (or there
-        is none), e.g. ``hparams/ast.yaml``.
+        The hparams file used when none is given, e.g. ``hparams/ast.yaml``.
+    recipe_dir : str, optional
+        The recipe's folder; by default the running script's.
 
     Returns
     -------
@@ -248,13 +245,13 @@ def parse_recipe_arguments(argv, recipe_dir, default_hparams):
         Its absolute path.
     run_opts : speechbrain.utils.run_opts.RunOptions
     overrides : str
-        The other flags as yaml, for :func:`load_recipe_hparams`.
+        The other flags as yaml, for ``load_hyperpyyaml``.
 
     Raises
     ------
     SystemExit
-        After ``--help`` (status 0); with one line naming the places tried
-        when the hparams file does not exist (status 1).
+        After ``--help`` (status 0); with one line for a missing hparams
+        file, a key without a value or a key given twice (status 1).
 
     Example
     -------
@@ -262,15 +259,22 @@ def parse_recipe_arguments(argv, recipe_dir, default_hparams):
     >>> d = tempfile.mkdtemp()
     >>> os.makedirs(os.path.join(d, "hparams"))
     >>> with open(os.path.join(d, "hparams", "a.yaml"), "w") as f:
-    ...     _ = f.write("seed: 0\\n")
-    >>> path, run_opts, overrides = parse_recipe_arguments(
-    ...     ["--seed", "3", "--device", "cpu"], d, "hparams/a.yaml"
+    ...     _ = f.write("# the clips\\nclips: !PLACEHOLDER\\nseed: 0\\n")
+    >>> path, run_opts, overrides = parse_arguments(
+    ...     ["--clips", "/d", "--device", "cpu"], "hparams/a.yaml", d
     ... )
     >>> os.path.basename(path), run_opts["device"], overrides
-    ('a.yaml', 'cpu', 'seed: 3')
+    ('a.yaml', 'cpu', 'clips: /d')
+    >>> try:
+    ...     parse_arguments([], "hparams/a.yaml", d)
+    ... except SystemExit as err:
+    ...     print(str(err).split(": ", 1)[1])
+    error: a.yaml needs --clips VALUE (clips has no default; the yaml says: the clips). All keys: --help
     """
     import speechbrain as sb
 
+    if recipe_dir is None:
+        recipe_dir = os.path.dirname(os.path.abspath(sys.argv[0]))
     argv = list(argv)
     if not argv or argv[0].startswith("-"):
         argv = [default_hparams] + argv
@@ -285,73 +289,25 @@ def parse_recipe_arguments(argv, recipe_dir, default_hparams):
             pass
         print("\n" + format_recipe_options(argv[0]))
         raise SystemExit(0)
-    return sb.parse_arguments(argv)
-
-
-def load_recipe_hparams(hparams_file, overrides):
-    """``load_hyperpyyaml`` of a recipe, with a missing required key
-    (a ``!PLACEHOLDER`` such as ``data_folder``) as one line naming the
-    flag to pass, its yaml comment and ``--help``.
-
-    Arguments
-    ---------
-    hparams_file : str
-        The recipe yaml.
-    overrides : str or dict
-        The command line's overrides.
-
-    Returns
-    -------
-    dict
-        The loaded hyperparameters.
-
-    Raises
-    ------
-    SystemExit
-        For a key without a value, or one given twice (status 1).
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.yaml")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("# the dataset\\ndata_folder: !PLACEHOLDER\\n")
-    >>> load_recipe_hparams(path, "data_folder: /data")
-    {'data_folder': '/data'}
-    >>> try:
-    ...     load_recipe_hparams(path, "")
-    ... except SystemExit as err:
-    ...     print(str(err).split(": ", 1)[1])
-    error: x.yaml needs --data_folder VALUE (data_folder has no default; the yaml says: the dataset). All keys: --help
-    """
-    from hyperpyyaml import load_hyperpyyaml
-    from ruamel.yaml.constructor import DuplicateKeyError
-
-    with open(hparams_file, encoding="utf-8") as fin:
-        try:
-            return load_hyperpyyaml(fin, overrides)
-        except DuplicateKeyError as err:
-            twice = re.search(r'duplicate key "([^"]+)"', str(err))
-            name = twice.group(1) if twice else "a key"
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    name = os.path.basename(hparams_file)
+    given = re.findall(r"^(\w+)\s*:", overrides or "", flags=re.M)
+    for key in given:
+        if given.count(key) > 1:
             raise SystemExit(
-                f"{_script_name()}: error: --{name} is given twice (on the "
-                f"command line or in {os.path.basename(hparams_file)}): "
-                "give it once."
-            ) from None
-        except ValueError as err:
-            match = re.match(r"'(\S+)' is a !PLACEHOLDER", str(err))
-            if match is None:
-                raise
-    key = match.group(1)
-    described = {
-        o["key"]: o["comment"] or o["heading"]
-        for o in recipe_options(hparams_file)[0]
-    }
-    what = f"; the yaml says: {described[key]}" if described.get(key) else ""
-    raise SystemExit(
-        f"{_script_name()}: error: {os.path.basename(hparams_file)} needs "
-        f"--{key} VALUE ({key} has no default{what}). All keys: --help"
-    )
+                f"{_script_name()}: error: --{key} is given twice: give it "
+                "once."
+            )
+    for option in recipe_options(hparams_file)[0]:
+        key = option["key"]
+        if option["value"] == "required" and key not in given:
+            said = option["comment"] or option["heading"]
+            said = f"; the yaml says: {said}" if said else ""
+            raise SystemExit(
+                f"{_script_name()}: error: {name} needs --{key} VALUE "
+                f"({key} has no default{said}). All keys: --help"
+            )
+    return hparams_file, run_opts, overrides
 
 
 @contextlib.contextmanager
@@ -378,280 +334,56 @@ def user_errors():
         raise SystemExit(f"{_script_name()}: error: {err}") from None
 
 
-def class_names(
-    data_names,
-    n_classes,
-    official=None,
-    allow_unseen=False,
-    source="the data",
-):
-    """The class names of a recipe in index order, checked against
-    ``n_classes``.
+def log_evaluation(output_folder, stage, epoch, stats, result):
+    """Appends an evaluation's line to ``<output_folder>/metrics.jsonl``
+    (the stage, the epoch, ``stats``, how many examples each rank
+    evaluated); after the test stage also writes ``test_predictions.pt``
+    with the ``ids``, ``scores`` and ``targets``, the input of
+    :func:`speechbrain_ast.training.ensemble.ensemble_predictions`. On the
+    main process only.
+
+    ESC-50's cross-validation reads the per-epoch validation accuracy in
+    ``metrics.jsonl``.
 
     Arguments
     ---------
-    data_names : dict
-        Class index -> name, as the data has them.
-    n_classes : int
-        The recipe's (the classifier's) number of classes.
-    official : list of str, optional
-        The dataset's official names in index order (e.g. ESC-50's 50
-        categories). Then ``n_classes`` may not exceed their number; with
-        ``n_classes == len(official)`` the classes no clip has are named
-        from it, and every data name must equal the official one.
-    allow_unseen : bool
-        Accept ``n_classes`` above the data's classes without ``official``
-        covering them: the classes no clip has are named from
-        ``official`` (checked as above) or ``class<i>``.
-    source : str
-        Where the data names come from, for the messages.
-
-    Returns
-    -------
-    list of str
-
-    Raises
-    ------
-    ValueError
-        Naming the numbers and the flag to pass.
-
-    Example
-    -------
-    >>> class_names({0: "dog", 1: "rooster"}, 2)
-    ['dog', 'rooster']
-    >>> class_names({0: "dog"}, 3, official=["dog", "rooster", "pig"])
-    ['dog', 'rooster', 'pig']
-    >>> try:
-    ...     class_names({0: "dog", 1: "rooster"}, 3)
-    ... except ValueError as err:
-    ...     print(str(err)[:56])
-    n_classes is 3 but the data has 2 classes (indices 0..1;
-    """
-    if not data_names:
-        raise ValueError(f"{source} has no classes: check the dataset.")
-    top = max(data_names)
-    if top >= n_classes:
-        raise ValueError(
-            f"{source} has class index {top} but n_classes is {n_classes}: "
-            f"pass --n_classes {top + 1}."
-        )
-    if official is not None and n_classes > len(official):
-        raise ValueError(
-            f"n_classes is {n_classes} but the dataset has {len(official)} "
-            f"classes: pass --n_classes {len(official)} or fewer."
-        )
-    unseen = [i for i in range(n_classes) if i not in data_names]
-    if not unseen:
-        return [data_names[i] for i in range(n_classes)]
-    complete = official is not None and n_classes == len(official)
-    if not (complete or allow_unseen):
-        shown = ", ".join(str(i) for i in unseen[:8])
-        shown += ", ..." if len(unseen) > 8 else ""
-        raise ValueError(
-            f"n_classes is {n_classes} but {source} has {len(data_names)} "
-            f"classes (indices {min(data_names)}..{top}; no clip has class "
-            f"{shown}): pass --n_classes {top + 1}, or "
-            "--allow_unseen_classes True to train a classifier with "
-            "classes that no clip has."
-        )
-    if official is None:
-        logger.warning(
-            "n_classes %d: classes %s have no clip and are named class<i>",
-            n_classes,
-            unseen,
-        )
-        return [data_names.get(i, f"class{i}") for i in range(n_classes)]
-    wrong = [
-        f"{i}: {name!r} (official: {official[i]!r})"
-        for i, name in sorted(data_names.items())
-        if name != official[i]
-    ]
-    if wrong:
-        raise ValueError(
-            f"{source} names {len(wrong)} classes otherwise than the "
-            f"dataset's official list ({'; '.join(wrong[:5])}), so the "
-            f"{len(unseen)} classes no clip has cannot be named from it: "
-            f"pass --n_classes {top + 1} to train on the data's classes."
-        )
-    return [official[i] for i in range(n_classes)]
-
-
-def init_from_pretrained(
-    embedding_model,
-    audioset_pretrain=False,
-    ssl_pretrain=False,
-    imagenet_pretrain=False,
-    imagenet_checkpoint=None,
-    channel_reduction="mean",
-    pos_embed="bilinear",
-):
-    """Initialises a recipe's AST lobe (in place) as the paper does.
-
-    With ``audioset_pretrain`` (a reference ``.pth`` or a HuggingFace
-    folder) the lobe gets that checkpoint's backbone, its positional
-    embedding adapted to the lobe's ``input_tdim`` (the checkpoint's head
-    is not used: the recipe's head stays fresh). Else, with
-    ``ssl_pretrain`` (a published SSAST checkpoint such as
-    ``SSAST-Base-Patch-400.pth`` or an ``ssast_encoder.pt`` of
-    ``recipes/SSAST/pretrain.py``), that self-supervised encoder
-    (:func:`speechbrain_ast.ssast.model.load_ssast`: the patch shape must be the
-    pretraining one, the strides and length may differ, the positional
-    embedding is adapted). Else, with ``imagenet_pretrain`` (a timm DeiT
-    name), the DeiT weights (:func:`speechbrain_ast.weights.pretrained.load_deit`).
-    Else nothing (random initialisation, "from scratch").
-
-    Arguments
-    ---------
-    embedding_model : speechbrain_ast.model.lobe.AST
-    audioset_pretrain : str or False
-    ssl_pretrain : str or False
-    imagenet_pretrain : str or False
-    imagenet_checkpoint : str, optional
-        Local DeiT weights file (offline machines).
-    channel_reduction : str
-        ``"mean"`` or ``"sum"`` (DeiT's RGB patch conv -> 1 channel).
-    pos_embed : str
-        ``"bilinear"``, ``"nearest"`` or ``"reinit"`` (ImageNet only);
-        an SSAST encoder's grid is adapted with ``"nearest"`` when given,
-        else bilinearly.
-
-    Returns
-    -------
-    str
-        What was loaded, for the log.
-
-    Example
-    -------
-    >>> from speechbrain_ast.model.lobe import AST
-    >>> init_from_pretrained(
-    ...     AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
-    ... )
-    'random initialisation'
-    """
-    from speechbrain_ast.weights import pretrained
-
-    if audioset_pretrain:
-        if not os.path.exists(audioset_pretrain):
-            raise FileNotFoundError(
-                f"audioset_pretrain={audioset_pretrain!r} does not exist: "
-                "give the path of an AudioSet AST checkpoint (the "
-                "reference audioset_10_10_0.4593.pth or a HuggingFace AST "
-                "folder), or --audioset_pretrain False"
-            )
-        lobe, _, _ = pretrained.build_from_checkpoint(
-            audioset_pretrain, input_tdim=embedding_model.input_tdim
-        )
-        try:
-            embedding_model.load_state_dict(lobe.state_dict())
-        except RuntimeError as err:
-            raise ValueError(
-                f"{audioset_pretrain} does not fit the recipe's model "
-                "(embed_dim, depth, num_heads, patch_size, fstride, "
-                "tstride must match the checkpoint's): "
-                f"{str(err)[:400]}"
-            ) from err
-        return f"AudioSet checkpoint {audioset_pretrain}"
-    if ssl_pretrain:
-        _load_ssl(embedding_model, ssl_pretrain, pos_embed)
-        return f"SSAST encoder {ssl_pretrain}"
-    if imagenet_pretrain:
-        pretrained.load_deit(
-            embedding_model,
-            name=imagenet_pretrain,
-            checkpoint=imagenet_checkpoint,
-            channel_reduction=channel_reduction,
-            pos_embed=pos_embed,
-        )
-        return f"ImageNet {imagenet_pretrain} ({imagenet_checkpoint})"
-    return "random initialisation"
-
-
-def _stride_flags(patch):
-    """The recipe flags for a lobe with ``patch`` (freq, time) patches:
-    the paper's overlapping strides of 10 for 16 x 16 patches, else the
-    patch itself (frame patches: one time step of overlap less)."""
-    pf, pt = patch
-    size = str(pf) if pf == pt else f'"[{pf},{pt}]"'
-    if (pf, pt) == (16, 16):
-        fstride, tstride = 10, 10
-    else:
-        fstride, tstride = pf, max(1, pt // 2)
-    return f"--patch_size {size} --fstride {fstride} --tstride {tstride}"
-
-
-def _load_ssl(embedding_model, path, pos_embed):
-    """:func:`speechbrain_ast.ssast.model.load_ssast` with the recipe's flags in
-    the error of a patch shape that does not fit."""
-    from speechbrain_ast.ssast.model import load_ssast, read_ssast_checkpoint
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"ssl_pretrain={path!r} does not exist: give the path of an "
-            "SSAST checkpoint (SSAST-Base-Patch-400.pth, "
-            "SSAST-Base-Frame-400.pth) or the ssast_encoder.pt of "
-            "recipes/SSAST/pretrain.py, or --ssl_pretrain False"
-        )
-    method = "nearest" if pos_embed == "nearest" else "bilinear"
-    try:
-        load_ssast(embedding_model, path, method=method)
-    except ValueError as err:
-        patch = tuple(read_ssast_checkpoint(path).config["patch_size"])
-        if patch == tuple(embedding_model.patch_size):
-            raise
-        have = embedding_model.patch_size
-        raise ValueError(
-            f"{path} was pretrained with {patch[0]} x {patch[1]} patches "
-            f"but the recipe's model has {have[0]} x {have[1]} (patch_size "
-            f"{list(have)}, fstride {embedding_model.fstride}, tstride "
-            f"{embedding_model.tstride}): pass {_stride_flags(patch)}"
-        ) from err
-
-
-def log_jsonl(output_folder, record):
-    """Appends ``record`` as one json line to
-    ``<output_folder>/metrics.jsonl`` (on the main process only).
-
-    ESC-50's cross-validation reads the per-epoch validation accuracy there.
+    output_folder : str
+    stage : speechbrain.Stage or str
+        ``VALID`` or ``TEST``.
+    epoch : int
+        The epoch trained, or that of the evaluated checkpoint.
+    stats : dict
+        The metrics of ``result``.
+    result : dict
+        :meth:`speechbrain_ast.training.ddp.DistributedEvaluation.gather`'s.
 
     Example
     -------
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
-    >>> log_jsonl(d, {"stage": "valid", "epoch": 1, "acc": 50.0})
-    >>> open(os.path.join(d, "metrics.jsonl")).read().strip()
-    '{"stage": "valid", "epoch": 1, "acc": 50.0}'
-    """
-    from speechbrain.utils.distributed import if_main_process
-
-    if if_main_process():
-        path = os.path.join(output_folder, "metrics.jsonl")
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def save_predictions(output_folder, result):
-    """Writes ``<output_folder>/test_predictions.pt`` with the ``ids``,
-    ``scores`` and ``targets`` of an evaluation (main process only): the
-    input of :func:`speechbrain_ast.training.ensemble.ensemble_predictions`.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> d = tempfile.mkdtemp()
-    >>> save_predictions(
-    ...     d,
-    ...     {
-    ...         "ids": ["a"],
-    ...         "scores": torch.ones(1, 2),
-    ...         "targets": torch.ones(1, 2),
-    ...     },
-    ... )
+    >>> result = {
+    ...     "ids": ["a"],
+    ...     "scores": torch.ones(1, 2),
+    ...     "targets": torch.ones(1, 2),
+    ...     "per_rank": [1],
+    ... }
+    >>> log_evaluation(d, "test", 3, {"acc": 100.0}, result)
+    >>> print(open(os.path.join(d, "metrics.jsonl")).read().strip())
+    {"stage": "test", "epoch": 3, "acc": 100.0, "ids_evaluated": 1, "per_rank": [1]}
     >>> sorted(torch.load(os.path.join(d, "test_predictions.pt")))
     ['ids', 'scores', 'targets']
     """
     from speechbrain.utils.distributed import if_main_process
 
-    if if_main_process():
+    if not if_main_process():
+        return
+    name = getattr(stage, "name", stage).lower()
+    record = {"stage": name, "epoch": epoch, **stats}
+    record.update(ids_evaluated=len(result["ids"]), per_rank=result["per_rank"])
+    path = os.path.join(output_folder, "metrics.jsonl")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    if name == "test":
         torch.save(
             {k: result[k] for k in ("ids", "scores", "targets")},
             os.path.join(output_folder, "test_predictions.pt"),

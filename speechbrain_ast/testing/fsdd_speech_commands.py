@@ -9,9 +9,8 @@ the class folder (``0`` -> ``zero``), and ``validation_list.txt`` /
 ``testing_list.txt`` naming every clip of the validation and test speakers:
 the Speech Commands recipe then trains on speakers it never tests on.
 
-Usage: ``python -m scripts.synthetic.fsdd_speech_commands RECORDINGS OUT_DIR
---digits 0,1,2 --valid_speakers theo --test_speakers george`` (or
-``python scripts/synthetic/fsdd_speech_commands.py``).
+Usage: ``python -m speechbrain_ast.testing.fsdd_speech_commands RECORDINGS OUT_DIR
+--digits 0,1,2 --valid_speakers theo --test_speakers george``.
 
 Authors
  * speechbrain-ast developers
@@ -174,7 +173,28 @@ def make_fsdd_speech_commands(
 
 
 def main(argv=None):
-    """Command line: writes FSDD in the Speech Commands layout."""
+    """Command line: writes FSDD in the Speech Commands layout.
+
+    Example
+    -------
+    >>> import tempfile, numpy as np
+    >>> src = tempfile.mkdtemp()
+    >>> for spk in ["ann", "bob", "cy"]:
+    ...     sf.write(f"{src}/1_{spk}_0.wav", np.zeros(800), 8000)
+    >>> main(
+    ...     [
+    ...         src,
+    ...         tempfile.mkdtemp() + "/fsdd",
+    ...         "--digits",
+    ...         "1",
+    ...         "--valid_speakers",
+    ...         "bob",
+    ...         "--test_speakers",
+    ...         "cy",
+    ...     ]
+    ... )
+    FSDD in the Speech Commands layout written to ...: 1 train, 1 valid, 1 test clips
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recordings", help="FSDD's recordings/ folder")
     parser.add_argument("root", help="folder to create")

@@ -3,10 +3,10 @@
 ``audio/<fold>-<src_file>-<take>-<target>.wav`` (44.1 kHz mono PCM-16 by
 default, as the real dataset) and ``meta/esc50.csv`` with the columns
 ``filename,fold,target,category,esc10,src_file,take``. The sounds come from
-:func:`scripts.synthetic.signals.class_signal`, so the classes are learnable.
+:func:`speechbrain_ast.testing.signals.class_signal`, so the classes are learnable.
 
-Usage: ``python -m scripts.synthetic.esc50 OUT_DIR [--n_classes 5 ...]``
-(or ``python scripts/synthetic/esc50.py``).
+Usage: ``python -m speechbrain_ast.testing.esc50 OUT_DIR [--n_classes 5 ...]``
+.
 
 Authors
  * speechbrain-ast developers
@@ -15,20 +15,11 @@ Authors
 import argparse
 import csv
 import os
-import sys
 
 import numpy as np
 import soundfile as sf
 
-if not __package__:  # run as a file: the repository root holds ``scripts``
-    sys.path.insert(
-        0,
-        os.path.dirname(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        ),
-    )
-
-from scripts.synthetic.signals import class_signal  # noqa: E402
+from speechbrain_ast.testing.signals import class_signal
 
 __all__ = ["ESC50_COLUMNS", "make_esc50"]
 
@@ -116,7 +107,22 @@ def make_esc50(
 
 
 def main(argv=None):
-    """Command line: writes a synthetic ESC-50 folder."""
+    """Command line: writes a synthetic ESC-50 folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> main(
+    ...     [
+    ...         tempfile.mkdtemp() + "/esc",
+    ...         "--n_classes",
+    ...         "2",
+    ...         "--duration",
+    ...         "0.1",
+    ...     ]
+    ... )
+    synthetic ESC-50 written to ...
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", help="folder to create")
     parser.add_argument(

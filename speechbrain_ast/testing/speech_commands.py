@@ -2,13 +2,13 @@
 
 One folder per word (all 35 V2 words by default, only a few populated),
 ``<speaker>_nohash_<n>.wav`` clips of 1 s at 16 kHz whose content depends on
-the word (``scripts.synthetic.signals``, one class per populated word, so a
+the word (``speechbrain_ast.testing.signals``, one class per populated word, so a
 model can learn it), ``validation_list.txt`` and
 ``testing_list.txt`` split by speaker as the official lists are, and a
 ``_background_noise_/`` folder that is not a class.
 
-Usage: ``python -m scripts.synthetic.speech_commands OUT_DIR [--words
-yes,no,up ...]`` (or ``python scripts/synthetic/speech_commands.py``).
+Usage: ``python -m speechbrain_ast.testing.speech_commands OUT_DIR [--words
+yes,no,up ...]``.
 
 Authors
  * speechbrain-ast developers
@@ -16,20 +16,11 @@ Authors
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import soundfile as sf
 
-if not __package__:  # run as a file: the repository root holds ``scripts``
-    sys.path.insert(
-        0,
-        os.path.dirname(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        ),
-    )
-
-from scripts.synthetic.signals import class_signal  # noqa: E402
+from speechbrain_ast.testing.signals import class_signal
 
 WORDS_V2 = [
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five",
@@ -123,7 +114,21 @@ def make_speech_commands(
 
 
 def main(argv=None):
-    """Command line: writes a synthetic Speech Commands V2 folder."""
+    """Command line: writes a synthetic Speech Commands V2 folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> main(
+    ...     [
+    ...         tempfile.mkdtemp() + "/sc",
+    ...         "--words",
+    ...         "yes,no",
+    ...         "--only_populated",
+    ...     ]
+    ... )
+    synthetic Speech Commands V2 written to ...
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", help="folder to create")
     parser.add_argument(

@@ -7,9 +7,8 @@ under ``audio/<split>/``, named ``<YTID>.wav`` or, for every third clip,
 listed clips are missing and one file is corrupt. Each clip mixes the
 signals of its one or two labels, so a model can learn them.
 
-Usage: ``python -m scripts.synthetic.audioset OUT_DIR [--n_classes 4
---clips balanced_train=8,unbalanced_train=4,eval=6 ...]`` (or
-``python scripts/synthetic/audioset.py``).
+Usage: ``python -m speechbrain_ast.testing.audioset OUT_DIR [--n_classes 4
+--clips balanced_train=8,unbalanced_train=4,eval=6 ...]``.
 
 Authors
  * speechbrain-ast developers
@@ -18,20 +17,11 @@ Authors
 import argparse
 import os
 import string
-import sys
 
 import numpy as np
 import soundfile as sf
 
-if not __package__:  # run as a file: the repository root holds ``scripts``
-    sys.path.insert(
-        0,
-        os.path.dirname(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        ),
-    )
-
-from scripts.synthetic.signals import class_signal  # noqa: E402
+from speechbrain_ast.testing.signals import class_signal
 
 SPLITS = ("balanced_train", "unbalanced_train", "eval")
 _YTID_CHARS = string.ascii_letters + string.digits + "-_"
@@ -123,7 +113,7 @@ def make_audioset(
             )
         with open(os.path.join(root, f"{split}_segments.csv"), "w") as f:
             f.write(
-                "# Segments csv created by scripts/synthetic/audioset.py\n"
+                "# Segments csv created by speechbrain_ast.testing.audioset\n"
                 f"# num_ytids={n_clips}, num_segs={n_clips}, "
                 f"num_unique_labels={n_classes}\n"
                 "# YTID, start_seconds, end_seconds, positive_labels\n"
@@ -156,7 +146,22 @@ def parse_clips(text):
 
 
 def main(argv=None):
-    """Command line: writes a synthetic AudioSet folder."""
+    """Command line: writes a synthetic AudioSet folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> main(
+    ...     [
+    ...         tempfile.mkdtemp() + "/as",
+    ...         "--clips",
+    ...         "eval=3",
+    ...         "--duration",
+    ...         "0.1",
+    ...     ]
+    ... )
+    synthetic AudioSet written to ...
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", help="folder to create")
     parser.add_argument(

@@ -7,8 +7,8 @@ its class at a random onset, with a random length, amplitude and a small
 frequency jitter, over background noise: separable by a spectrogram model,
 but not identical clip to clip.
 
-``python -m scripts.synthetic.signals OUT.wav --index 2 --n_classes 5``
-writes one clip (or ``python scripts/synthetic/signals.py``), to listen to
+``python -m speechbrain_ast.testing.signals OUT.wav --index 2 --n_classes 5``
+writes one clip, to listen to
 a class.
 
 Authors
@@ -142,7 +142,16 @@ def synthetic_audio(n, seconds, seed=0, sample_rate=16000):
 
 
 def main(argv=None):
-    """Command line: writes one clip of one class to a WAV file."""
+    """Command line: writes one clip of one class to a WAV file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> main(
+    ...     [tempfile.mkdtemp() + "/c.wav", "--index", "1", "--duration", "0.1"]
+    ... )
+    class 1 (noise band around 553 Hz) written to ...
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", help="WAV file to write")
     parser.add_argument(

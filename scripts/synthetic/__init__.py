@@ -1,1 +1,0 @@
-"""Synthetic datasets in the official folder layouts, for the demo and tests."""
