@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Trains AST on a folder of your own labelled recordings.
+
+To run (from the repository root or from this folder)::
+
+    python recipes/AudioFolder/train.py --data_folder MY_SOUNDS
+
+``MY_SOUNDS`` holds one sub-folder per class, or a ``metadata.csv`` (see
+``audiofolder_prepare.py``). Without a yaml, the configuration is chosen by
+what is given: ``--audioset_pretrain PATH`` fine-tunes AST-Base from the
+AudioSet checkpoint (``hparams/audioset_finetune.yaml``); otherwise a small
+AST trains from scratch, or from ``--ssl_pretrain ENCODER``
+(``hparams/scratch_small.yaml``). The settings that depend on the data (the
+classes, single- or multi-label, the target length, the normalisation
+statistics) are chosen from the training split unless given on the command
+line; all are printed and written to ``<output_folder>/chosen_settings.json``.
+
+At the end the best checkpoint is tested, the report (per-class precision,
+recall and F1, ``confusion.png``, the most confused classes and the clips
+most wrong) is written to ``<output_folder>/report.md`` and the model to
+``<output_folder>/model``, which ``EncoderClassifier.from_hparams`` and
+``python -m speechbrain_ast.tag --model`` load.
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import json
+import logging
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from audiofolder_prepare import (
+    LABEL_SEPARATOR,
+    choose_settings,
+    prepare_audio_folder,
+)
+from audiofolder_report import classification_report, write_report
+from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml import YAML
+
+import speechbrain as sb
+from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain_ast.data.audio import load_audio
+from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.training import ddp
+from speechbrain_ast.training.metrics import classification_stats
+from speechbrain_ast.training.recipe import parse_arguments, user_errors
+from speechbrain_ast.weights import init_from_pretrained
+
+logger = logging.getLogger(__name__)
+
+
+def default_hparams(argv):
+    """The yaml of a run that names none: by the weights given."""
+    if any(a.split("=")[0] == "--audioset_pretrain" for a in argv):
+        return "hparams/audioset_finetune.yaml"
+    return "hparams/scratch_small.yaml"
+
+
+class AudioFolderBrain(sb.core.Brain):
+    """AST on your own sounds: single- or multi-label, with the report.
+
+    Under DDP each rank evaluates its own part of the validation and test
+    sets with the unwrapped modules; metrics are computed on the gathered
+    set.
+    """
+
+    def compute_forward(self, batch, stage):
+        """Waveforms -> logits ``[B, C]``, with the (mixed) targets."""
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        targets = batch.targets.data
+        train = stage == sb.Stage.TRAIN
+        if train and self.hparams.mixup.prob > 0:
+            wavs, targets = self.hparams.mixup(wavs, targets, lens)
+        # Kaldi fbank in float32, also under --precision fp16/bf16
+        with torch.autocast(self.device_type, enabled=False):
+            feats = self.hparams.compute_features(wavs.float(), lens)
+        if train:
+            feats = self.hparams.spec_augment(feats)
+        feats = self.hparams.mean_var_norm(feats)
+        embedding_model = self.modules.embedding_model
+        classifier = self.modules.classifier
+        if not train:
+            embedding_model = ddp.unwrap(embedding_model)
+            classifier = ddp.unwrap(classifier)
+        return classifier(embedding_model(feats)), targets
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The loss; outside training also collects scores for metrics."""
+        logits, targets = predictions
+        logits = logits.float()
+        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
+            loss = F.cross_entropy(logits, targets)
+            scores = torch.softmax(logits, dim=-1)
+        elif self.hparams.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+            scores = torch.sigmoid(logits)
+        else:
+            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
+        if stage != sb.Stage.TRAIN:
+            self.evaluation.append(batch.id, scores, targets, loss)
+        return loss
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Sets this step's learning rate (warm-up, then step decay)."""
+        if should_step:
+            epoch = self.hparams.epoch_counter.current
+            self.hparams.lr_scheduler.apply(
+                self.optimizer, epoch, self.optimizer_step + 1
+            )
+
+    def make_dataloader(
+        self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
+    ):
+        """Validation and test under DDP: one disjoint part per rank."""
+        if stage != sb.Stage.TRAIN:
+            loader_kwargs = ddp.distributed_loader_kwargs(
+                dataset, loader_kwargs, stage.name
+            )
+        return super().make_dataloader(
+            dataset, stage, ckpt_prefix, **loader_kwargs
+        )
+
+    def on_stage_start(self, stage, epoch=None):
+        """A fresh collector for the evaluation stages."""
+        self.evaluation = ddp.DistributedEvaluation(self.hparams.n_classes)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Metrics on the gathered set, logs, checkpoints, the report."""
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        result = self.evaluation.gather()
+        stats = {"loss": result["loss"]}
+        stats.update(
+            classification_stats(
+                result["scores"], result["targets"], self.hparams.multi_label
+            )
+        )
+        key = "mAP" if self.hparams.multi_label else "acc"
+        if stage == sb.Stage.VALID:
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "epoch": epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                },
+                train_stats={"loss": self.train_loss},
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={**stats, "epoch": epoch},
+                max_keys=[key],
+                num_to_keep=self.hparams.ckpt_keep,
+            )
+            return
+        self.hparams.train_logger.log_stats(
+            {"Epoch loaded": self.hparams.epoch_counter.current},
+            test_stats=stats,
+        )
+        if if_main_process():
+            report = classification_report(
+                result["scores"],
+                result["targets"],
+                self.classes,
+                [self.files[i] for i in result["ids"]],
+                multi_label=self.hparams.multi_label,
+            )
+            path = write_report(
+                self.hparams.output_folder, report, self.classes
+            )
+            logger.info("Report written to %s", path)
+        self.test_stats = stats
+
+
+def dataio_prepare(hparams, classes):
+    """The three splits as datasets with waveforms and multi-hot targets."""
+    index = {name: i for i, name in enumerate(classes)}
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return load_audio(wav, sample_rate=hparams["sample_rate"])
+
+    @sb.utils.data_pipeline.takes("labels")
+    @sb.utils.data_pipeline.provides("targets")
+    def label_pipeline(labels):
+        target = torch.zeros(len(classes))
+        for label in labels.split(LABEL_SEPARATOR):
+            target[index[label]] = 1.0
+        return target
+
+    datasets, files = {}, {}
+    for split in ("train", "valid", "test"):
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
+            csv_path=os.path.join(hparams["save_folder"], f"{split}.csv"),
+            dynamic_items=[audio_pipeline, label_pipeline],
+            output_keys=["id", "sig", "targets"],
+        )
+        with datasets[split].output_keys_as(["id", "wav"]):
+            files.update({item["id"]: item["wav"] for item in datasets[split]})
+    return datasets, files
+
+
+def preview(hparams_file, overrides):
+    """The yaml's plain values with the overrides, no object built."""
+    with open(hparams_file, encoding="utf-8") as f:
+        text = resolve_references(f, overrides).getvalue()
+    return YAML(typ="rt").load(text)
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    # --help lists the yaml's keys; a missing --data_folder is one line
+    hparams_file, run_opts, overrides = parse_arguments(
+        argv, default_hparams(argv)
+    )
+    sb.utils.distributed.ddp_init_group(run_opts)
+    given = YAML(typ="safe").load(overrides) or {}
+    with user_errors():
+        # the plain values first: the settings below depend on the data
+        hparams = preview(hparams_file, overrides)
+        options = {
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["save_folder"],
+            "valid_ratio": hparams["valid_ratio"],
+            "test_ratio": hparams["test_ratio"],
+            "group_column": hparams["group_column"],
+            "group_pattern": hparams["group_pattern"],
+            "label_pattern": hparams["label_pattern"],
+            "seed": hparams["seed"],
+        }
+        if not hparams["skip_prep"]:
+            run_on_main(prepare_audio_folder, kwargs=options)
+        with open(
+            os.path.join(hparams["save_folder"], "classes.json"),
+            encoding="utf-8",
+        ) as f:
+            info = json.load(f)
+        # statistics computed once, on the main process
+        run_on_main(choose_settings, args=[info, hparams["save_folder"], given])
+        chosen = choose_settings(info, hparams["save_folder"], given)
+    settings = {key: value for key, (value, _) in chosen.items()}
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, {**given, **settings})
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides={**given, **settings},
+    )
+    logger.info("hparams file: %s", hparams_file)
+    for key, (value, why) in chosen.items():
+        logger.info("chosen: %s = %s (%s)", key, value, why)
+    if if_main_process():
+        with open(
+            os.path.join(hparams["output_folder"], "chosen_settings.json"),
+            "w",
+            encoding="utf-8",
+        ) as f:
+            json.dump(
+                {k: {"value": v, "why": w} for k, (v, w) in chosen.items()},
+                f,
+                indent=2,
+            )
+
+    with user_errors():
+        datasets, files = dataio_prepare(hparams, info["classes"])
+        loaded = init_from_pretrained(
+            hparams["embedding_model"],
+            audioset_pretrain=hparams["audioset_pretrain"],
+            ssl_pretrain=hparams["ssl_pretrain"],
+            imagenet_pretrain=hparams["imagenet_pretrain"],
+            imagenet_checkpoint=hparams["imagenet_checkpoint"],
+            channel_reduction=hparams["channel_reduction"],
+            pos_embed=hparams["pos_embed_adaptation"],
+        )
+    logger.info("AST initialised from: %s", loaded)
+
+    brain = AudioFolderBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.classes, brain.files = info["classes"], files
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    key = "mAP" if hparams["multi_label"] else "acc"
+    brain.evaluate(
+        datasets["test"],
+        max_key=key,
+        test_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    if hparams["export_model"] and if_main_process():
+        folder = export_model_folder(
+            os.path.join(hparams["output_folder"], "model"),
+            hparams["embedding_model"],
+            hparams["classifier"],
+            info["classes"],
+            frontend_kwargs={"target_length": hparams["target_length"]},
+            norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
+            multi_label=hparams["multi_label"],
+            overwrite=True,
+        )
+        logger.info("Model exported to %s", folder)
+    ddp.end_ddp()
