@@ -306,6 +306,8 @@ def _convert_ssast(
         lobe, head, imported = build_from_checkpoint(
             imported, input_tdim=input_tdim, n_classes=len(labels)
         )
+    # the mean of the patch tokens, as the SSAST reference fine-tunes
+    lobe.set_pooling("mean")
     logger.info(
         "SSAST encoder (%s x %s patches, strides %s/%s, %d frames) with a "
         "fresh, randomly initialised %d-class head: its scores mean nothing "

@@ -72,16 +72,19 @@ def test_export_frontend_frame_counts(n):
     assert torch.allclose(ExportableFbank(fixed)(wav), fixed(wav), atol=1e-3)
 
 
-def test_lobe_forward_exports_with_a_dynamic_time_axis(tmp_path):
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_lobe_forward_exports_with_a_dynamic_time_axis(tmp_path, pooling):
     """The lobe's own forward is the graph: one export serves inputs
     shorter than a patch, shorter than the built grid (centre cut) and
-    longer (interpolated positions)."""
+    longer (interpolated positions), with either pooling."""
     ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
     pytest.importorskip("onnxscript", reason="the ONNX export needs it")
     from speechbrain_ast.deploy.onnx import export_features_onnx
 
     torch.manual_seed(3)
-    lobe = AST(input_tdim=64, embed_dim=32, depth=2, num_heads=2).eval()
+    lobe = AST(
+        input_tdim=64, embed_dim=32, depth=2, num_heads=2, pooling=pooling
+    ).eval()
     head = ASTHead(32, 3).eval()
     path = export_features_onnx(
         lobe, head, str(tmp_path / "f.onnx"), 64, native_length=True

@@ -253,3 +253,23 @@ def test_head():
     assert head(torch.randn(3, 64)).shape == (3, 7)
     with pytest.raises(ValueError, match="n_classes=0"):
         ASTHead(64, 0)
+
+
+def test_mean_pooling_is_the_mean_of_the_patch_tokens():
+    """pooling="mean" (SSAST's ft_avgtok): the embedding is the mean of the
+    patch tokens after the final norm; "cls" the mean of [CLS] and [DIST];
+    the model folder and the ONNX graph carry it through the config."""
+    torch.manual_seed(0)
+    lobe = AST(input_tdim=64, embed_dim=32, depth=2, num_heads=2).eval()
+    feats = torch.randn(2, 64, 128)
+    tokens = lobe.forward_features(feats)
+    torch.testing.assert_close(
+        lobe(feats), (tokens[:, 0] + tokens[:, 1]) / 2, atol=1e-5, rtol=0
+    )
+    lobe.set_pooling("mean")
+    torch.testing.assert_close(lobe(feats), tokens[:, 2:].mean(1))
+    rebuilt = AST(**lobe.config).eval()
+    rebuilt.load_state_dict(lobe.state_dict())
+    torch.testing.assert_close(rebuilt(feats), lobe(feats))
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2, pooling="max")

@@ -113,7 +113,9 @@ def test_esc50_starts_from_the_published_format_weights(tmp_path):
 
 
 def test_speech_commands_starts_from_our_encoder_file(tmp_path):
-    """Our ssast_encoder.pt with 128 x 2 frame patches."""
+    """Our ssast_encoder.pt with 128 x 2 frame patches; without a yaml the
+    recipe fine-tunes it as the SSAST reference does (ssast_frame.yaml:
+    the mean of the patch tokens), and the model folder keeps that."""
     encoder = _encoder((128, 2), 128, seed=12)
     ckpt = tmp_path / "ssast_encoder.pt"
     save_ssast_encoder(encoder, str(ckpt))
@@ -125,11 +127,15 @@ def test_speech_commands_starts_from_our_encoder_file(tmp_path):
     proc = _run(
         "SpeechCommands",
         ["--data_folder", data, "--output_folder", out, "--n_classes", "2",
-         "--patch_size", "[128,2]", "--fstride", "128", "--tstride", "2",
-         "--ssl_pretrain", str(ckpt), *TINY],
+         "--tstride", "2", "--ssl_pretrain", str(ckpt), *TINY],
         str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"SSAST encoder {ckpt}; pooling mean" in proc.stdout
+    with open(os.path.join(out, "hyperparams.yaml")) as f:
+        assert "warmup_steps: 1000" in f.read()  # ssast_frame.yaml's
+    with open(os.path.join(out, "model", "hyperparams.yaml")) as f:
+        assert "pooling: mean" in f.read()
     got = _exported_lobe(out)
     for key, value in encoder.state_dict().items():
         assert torch.equal(got[key], value), key
@@ -202,7 +208,9 @@ def test_precedence_and_missing_file(tmp_path):
     what = init_from_pretrained(
         lobe, ssl_pretrain=str(ckpt), imagenet_pretrain="no_such_deit"
     )
-    assert what == f"SSAST encoder {ckpt}"
+    # SSAST fine-tunes on the mean of the patch tokens, as its reference
+    assert what == f"SSAST encoder {ckpt}; pooling mean"
+    assert lobe.pooling == lobe.config["pooling"] == "mean"
     assert torch.equal(lobe.cls_token, encoder.cls_token)
     what = init_from_pretrained(
         lobe,
@@ -211,6 +219,11 @@ def test_precedence_and_missing_file(tmp_path):
         imagenet_pretrain="no_such_deit",
     )
     assert what.startswith("AudioSet checkpoint")
+    assert what.endswith("; pooling cls")
+    assert lobe.pooling == "cls"
     assert torch.equal(lobe.cls_token, audioset.cls_token)
+    # the yaml's choice wins
+    init_from_pretrained(lobe, ssl_pretrain=str(ckpt), pooling="cls")
+    assert lobe.pooling == "cls"
     with pytest.raises(FileNotFoundError, match="ssl_pretrain='/nope.pth'"):
         init_from_pretrained(lobe, ssl_pretrain="/nope.pth")

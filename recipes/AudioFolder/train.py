@@ -276,6 +276,7 @@ if __name__ == "__main__":
             imagenet_checkpoint=hparams["imagenet_checkpoint"],
             channel_reduction=hparams["channel_reduction"],
             pos_embed=hparams["pos_embed_adaptation"],
+            pooling=hparams["pooling"],
         )
     logger.info("AST initialised from: %s", loaded)
 

@@ -196,10 +196,11 @@ def dataio_prepare(hparams):
 
 
 if __name__ == "__main__":
+    # without a yaml, an SSAST encoder is fine-tuned as its reference does
+    ssl = any(a.split("=")[0] == "--ssl_pretrain" for a in sys.argv[1:])
+    default = "hparams/ssast_patch.yaml" if ssl else "hparams/ast.yaml"
     # --help lists the yaml's keys; a missing --data_folder is one line
-    hparams_file, run_opts, overrides = parse_arguments(
-        sys.argv[1:], "hparams/ast.yaml"
-    )
+    hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:], default)
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
@@ -231,6 +232,7 @@ if __name__ == "__main__":
             imagenet_checkpoint=hparams["imagenet_checkpoint"],
             channel_reduction=hparams["channel_reduction"],
             pos_embed=hparams["pos_embed_adaptation"],
+            pooling=hparams["pooling"],
         )
     logger.info("AST initialised from: %s", loaded)
 

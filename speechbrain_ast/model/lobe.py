@@ -35,6 +35,7 @@ from speechbrain_ast.model.layers import (
 from speechbrain_ast.model.pos_embed import adapt_pos_embed
 
 NUM_TOKENS = 2  # [CLS] and [DIST]
+POOLINGS = ("cls", "mean")
 
 
 class AST(nn.Module):
@@ -78,6 +79,11 @@ class AST(nn.Module):
         0 disables it. Ignored in eval mode.
     patchout_freq : int
         Patchout: number of whole frequency rows dropped (PaSST: 4 of 12).
+    pooling : str
+        The clip embedding of :meth:`forward`: ``"cls"``, the mean of the
+        [CLS] and [DIST] outputs (the supervised AST), or ``"mean"``, the
+        mean of the patch tokens (SSAST's fine-tuning, ``ft_avgtok``: its
+        pretraining supervises every patch token, not [CLS]).
 
     Notes
     -----
@@ -125,6 +131,15 @@ class AST(nn.Module):
     torch.Size([3, 82, 64])
     >>> model.eval().forward_features(feats).shape
     torch.Size([3, 146, 64])
+    >>> mean = AST(
+    ...     input_tdim=128, embed_dim=64, depth=1, num_heads=2, pooling="mean"
+    ... )
+    >>> bool(
+    ...     torch.allclose(
+    ...         mean(feats), mean.forward_features(feats)[:, 2:].mean(1)
+    ...     )
+    ... )
+    True
     """
 
     def __init__(
@@ -145,8 +160,13 @@ class AST(nn.Module):
         norm_eps=1e-6,
         patchout_time=0,
         patchout_freq=0,
+        pooling="cls",
     ):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {POOLINGS}; got {pooling!r}."
+            )
         pf, pt = as_pair(patch_size, "patch_size")
         if pf < 1 or pt < 1:
             raise ValueError(f"patch_size must be positive; got {patch_size}.")
@@ -191,6 +211,7 @@ class AST(nn.Module):
             norm_eps=float(norm_eps),
             patchout_time=int(patchout_time),
             patchout_freq=int(patchout_freq),
+            pooling=str(pooling),
         )
         self.input_fdim = input_fdim
         self.input_tdim = input_tdim
@@ -198,6 +219,7 @@ class AST(nn.Module):
         self.fstride = fstride
         self.tstride = tstride
         self.embed_dim = embed_dim
+        self.pooling = pooling
         self.patch_grid = patch_grid(
             input_fdim, input_tdim, (pf, pt), fstride, tstride
         )
@@ -231,6 +253,34 @@ class AST(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self._init_weights()
+
+    def set_pooling(self, pooling):
+        """Switches the clip embedding of :meth:`forward` (and the config
+        that model folders are written from).
+
+        Arguments
+        ---------
+        pooling : str
+            ``"cls"`` or ``"mean"`` (see the class's arguments).
+
+        Returns
+        -------
+        AST
+            ``self``.
+
+        Example
+        -------
+        >>> AST(input_tdim=16, embed_dim=8, depth=1, num_heads=2).set_pooling(
+        ...     "mean"
+        ... ).config["pooling"]
+        'mean'
+        """
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {POOLINGS}; got {pooling!r}."
+            )
+        self.pooling = self.config["pooling"] = pooling
+        return self
 
     def _init_weights(self):
         # as timm's ViT/DeiT: truncated normal for tokens, positions, Linear
@@ -455,7 +505,8 @@ class AST(nn.Module):
         return x
 
     def forward(self, x, lengths=None):
-        """Pooled clip embedding ``(tok[:, 0] + tok[:, 1]) / 2``.
+        """Pooled clip embedding: ``(tok[:, 0] + tok[:, 1]) / 2`` with
+        ``pooling="cls"``, the mean of the patch tokens with ``"mean"``.
 
         Arguments
         ---------
@@ -467,15 +518,19 @@ class AST(nn.Module):
             the reference attends over the zero-padded frames and the
             pretrained weights expect that.
 
-        The last block computes only the two token outputs (the patch
-        tokens still serve as its keys and values): the same embedding as
-        ``forward_features``, up to float rounding, with ~7% fewer FLOPs.
+        With ``"cls"`` the last block computes only the two token outputs
+        (the patch tokens still serve as its keys and values): the same
+        embedding as ``forward_features``, up to float rounding, with ~7%
+        fewer FLOPs.
 
         Returns
         -------
         torch.Tensor
             ``[batch, embed_dim]``.
         """
+        if self.pooling == "mean":
+            tokens, _, _ = self._tokens(x)
+            return tokens[:, NUM_TOKENS:].mean(dim=1)
         tokens, _, _ = self._tokens(x, tokens_only=True)
         return (tokens[:, 0] + tokens[:, 1]) / 2
 

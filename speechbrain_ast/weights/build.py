@@ -145,6 +145,7 @@ def init_from_pretrained(
     imagenet_checkpoint=None,
     channel_reduction="mean",
     pos_embed="bilinear",
+    pooling="auto",
 ):
     """Initialises a recipe's AST lobe (in place) as the paper does.
 
@@ -175,6 +176,11 @@ def init_from_pretrained(
         ``"bilinear"``, ``"nearest"`` or ``"reinit"`` (ImageNet only);
         an SSAST encoder's grid is adapted with ``"nearest"`` when given,
         else bilinearly.
+    pooling : str
+        The lobe's clip embedding: ``"cls"``, ``"mean"``, or ``"auto"``:
+        the mean of the patch tokens for an SSAST encoder, as every
+        fine-tuning script of the SSAST reference does (``ft_avgtok``),
+        else [CLS]/[DIST] as the supervised AST.
 
     Returns
     -------
@@ -187,8 +193,36 @@ def init_from_pretrained(
     >>> init_from_pretrained(
     ...     AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
     ... )
-    'random initialisation'
+    'random initialisation; pooling cls'
     """
+    if pooling not in ("auto", "cls", "mean"):
+        raise ValueError(f"pooling must be auto, cls or mean; got {pooling!r}.")
+    loaded = _init_weights(
+        embedding_model,
+        audioset_pretrain,
+        ssl_pretrain,
+        imagenet_pretrain,
+        imagenet_checkpoint,
+        channel_reduction,
+        pos_embed,
+    )
+    if pooling == "auto":
+        ssast = bool(ssl_pretrain) and not audioset_pretrain
+        pooling = "mean" if ssast else "cls"
+    embedding_model.set_pooling(pooling)
+    return f"{loaded}; pooling {pooling}"
+
+
+def _init_weights(
+    embedding_model,
+    audioset_pretrain,
+    ssl_pretrain,
+    imagenet_pretrain,
+    imagenet_checkpoint,
+    channel_reduction,
+    pos_embed,
+):
+    """The weights of :func:`init_from_pretrained`; what was loaded."""
     if audioset_pretrain:
         if not os.path.exists(audioset_pretrain):
             raise FileNotFoundError(
