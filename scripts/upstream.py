@@ -510,7 +510,7 @@ def _row_test(recipe, hparams):
     common += "test_predictions.pt,model/hyperparams.yaml,"
     common += "model/embedding_model.ckpt,model/classifier.ckpt"
     size = TINY
-    if name.startswith("ssast"):  # no encoder in the tiny run
+    if "ssast" in name:  # no encoder in the tiny run
         size += " --ssl_pretrain=False"
     if "128x2" in name:
         size = size.replace("--embed_dim=64", "--embed_dim=64 --fstride=128")
