@@ -12,6 +12,10 @@ Authors
  * speechbrain-ast developers
 """
 
+import logging
+import os
+import sys
+
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -224,9 +228,9 @@ class DistributedEvaluation:
 
 
 def end_ddp():
-    """Ends a DDP run cleanly: every rank waits for the others, then the
-    process group is destroyed (a rank leaving with the group alive can be
-    aborted at exit by the communication threads). Nothing without DDP.
+    """Ends a DDP run cleanly: every rank waits for the others, the
+    process group is destroyed and the process exits (status 0) with its
+    logs flushed; call it last. Nothing without DDP.
 
     Example
     -------
@@ -236,3 +240,10 @@ def end_ddp():
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+        # the last statement of a DDP run: leave now, logs flushed, since
+        # C++ threads torn down at interpreter exit can still abort a rank
+        # ("terminate called without an active exception")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
