@@ -183,3 +183,37 @@ def test_csv_debug_row_runs_from_recipe_folder(tmp_path):
         assert (out / name.strip()).is_file(), name
     with open(out / "save" / "classes.json") as f:
         assert json.load(f)["classes"] == ["0", "1", "2"]
+
+
+def test_hub_id_fine_tunes_from_the_hub_cache(digits, tmp_path):
+    """``--audioset_pretrain owner/name`` goes through SpeechBrain's fetch
+    and huggingface_hub (offline, on a cache holding a transformers AST)."""
+    from transformers import ASTConfig, ASTForAudioClassification
+
+    from speechbrain_ast.testing.hub import write_hub_cache
+
+    config = ASTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=128, max_length=128, num_labels=4,
+    )  # fmt: skip
+    ASTForAudioClassification(config).save_pretrained(tmp_path / "hf")
+    repo = "MIT/ast-finetuned-audioset-10-10-0.4593"
+    write_hub_cache(
+        tmp_path / "hub", repo,
+        {name: tmp_path / "hf" / name
+         for name in ("config.json", "model.safetensors")},
+    )  # fmt: skip
+    out = tmp_path / "out"
+    env = {**ENV, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, os.path.join(RECIPE, "train.py"),
+         "--data_folder", digits, "--audioset_pretrain", repo,
+         "--output_folder", str(out), "--number_of_epochs", "1", *TINY],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    fetched = out / "save" / "pretrained" / repo.replace("/", "--")
+    assert sorted(os.listdir(fetched)) == ["config.json", "model.safetensors"]
+    log = (out / "log.txt").read_text()
+    assert f"AST initialised from: AudioSet checkpoint {fetched}" in log
+    assert (out / "model" / "embedding_model.ckpt").exists()

@@ -4,8 +4,10 @@
 To run (from the repository root or from this folder)::
 
     python recipes/ESC50/train.py hparams/ast.yaml \
-        --data_folder /path/to/ESC-50-master \
-        --audioset_pretrain /path/to/audioset_10_10_0.4593.pth
+        --data_folder /path/to/ESC-50-master
+
+(the AudioSet checkpoint, ``--audioset_pretrain``, is fetched from the
+HuggingFace hub, or read from a local path).
 
 A tiny model on a CPU: ``--embed_dim 64 --depth 2 --num_heads 2
 --imagenet_pretrain False --audioset_pretrain False``. Multi-GPU:
@@ -233,6 +235,7 @@ if __name__ == "__main__":
             channel_reduction=hparams["channel_reduction"],
             pos_embed=hparams["pos_embed_adaptation"],
             pooling=hparams["pooling"],
+            savedir=os.path.join(hparams["save_folder"], "pretrained"),
         )
     logger.info("AST initialised from: %s", loaded)
 

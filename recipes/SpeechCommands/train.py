@@ -237,6 +237,7 @@ if __name__ == "__main__":
             channel_reduction=hparams["channel_reduction"],
             pos_embed=hparams["pos_embed_adaptation"],
             pooling=hparams["pooling"],
+            savedir=os.path.join(hparams["save_folder"], "pretrained"),
         )
     logger.info("AST initialised from: %s", loaded)
 

@@ -2,8 +2,9 @@
 an :class:`~speechbrain_ast.weights.common.ImportedAST`: ImageNet DeiT
 (``deit``), the reference ``.pth`` files (``reference``), transformers'
 folders (``hf``), SSAST encoders (``ssast``); the shared parts
-(``common``), the lobe and head built from any of them (``build``) and the
-published checkpoints' class names (``labels``)."""
+(``common``), the lobe and head built from any of them (``build``), the
+published checkpoints' class names (``labels``) and the fetching of weights
+named by a hub id or a web address (``fetch``)."""
 
 from speechbrain_ast.weights.build import (
     build_from_checkpoint,
@@ -16,6 +17,7 @@ from speechbrain_ast.weights.common import (
     lobe_config,
 )
 from speechbrain_ast.weights.deit import deit_state_dict_for_ast, load_deit
+from speechbrain_ast.weights.fetch import fetch_pretrained
 from speechbrain_ast.weights.hf import (
     HF_KEY_MAP,
     hf_state_to_ast,
@@ -41,6 +43,7 @@ __all__ = [
     "build_from_checkpoint",
     "init_from_pretrained",
     "deit_state_dict_for_ast",
+    "fetch_pretrained",
     "hf_state_to_ast",
     "is_ssast_checkpoint",
     "load_deit",

@@ -15,6 +15,7 @@ import os
 from speechbrain_ast.model.lobe import AST, ASTHead, patch_grid
 from speechbrain_ast.weights.common import ImportedAST, adapt_token_pos_embed
 from speechbrain_ast.weights.deit import load_deit
+from speechbrain_ast.weights.fetch import fetch_pretrained
 from speechbrain_ast.weights.hf import read_hf_checkpoint
 from speechbrain_ast.weights.reference import read_reference_checkpoint
 from speechbrain_ast.weights.ssast import load_ssast, read_ssast_checkpoint
@@ -146,11 +147,13 @@ def init_from_pretrained(
     channel_reduction="mean",
     pos_embed="bilinear",
     pooling="auto",
+    savedir=None,
 ):
     """Initialises a recipe's AST lobe (in place) as the paper does.
 
     With ``audioset_pretrain`` (a reference ``.pth`` or a HuggingFace
-    folder) the lobe gets that checkpoint's backbone, its positional
+    folder, or a hub id such as ``MIT/ast-finetuned-audioset-10-10-0.4593``
+    or a web address) the lobe gets that checkpoint's backbone, its positional
     embedding adapted to the lobe's ``input_tdim`` (the checkpoint's head
     is not used: the recipe's head stays fresh). Else, with
     ``ssl_pretrain`` (a published SSAST checkpoint such as
@@ -181,6 +184,11 @@ def init_from_pretrained(
         the mean of the patch tokens for an SSAST encoder, as every
         fine-tuning script of the SSAST reference does (``ft_avgtok``),
         else [CLS]/[DIST] as the supervised AST.
+    savedir : str, optional
+        Where weights named by a hub id or a web address are fetched
+        (:func:`speechbrain_ast.weights.fetch.fetch_pretrained`); each of
+        ``audioset_pretrain``, ``ssl_pretrain`` and ``imagenet_checkpoint``
+        may be one.
 
     Returns
     -------
@@ -197,12 +205,20 @@ def init_from_pretrained(
     """
     if pooling not in ("auto", "cls", "mean"):
         raise ValueError(f"pooling must be auto, cls or mean; got {pooling!r}.")
+    fetched = {
+        name: fetch_pretrained(value, savedir, name=name) if value else value
+        for name, value in (
+            ("audioset_pretrain", audioset_pretrain),
+            ("ssl_pretrain", ssl_pretrain),
+            ("imagenet_checkpoint", imagenet_checkpoint),
+        )
+    }
     loaded = _init_weights(
         embedding_model,
-        audioset_pretrain,
-        ssl_pretrain,
+        fetched["audioset_pretrain"],
+        fetched["ssl_pretrain"],
         imagenet_pretrain,
-        imagenet_checkpoint,
+        fetched["imagenet_checkpoint"],
         channel_reduction,
         pos_embed,
     )
@@ -224,13 +240,6 @@ def _init_weights(
 ):
     """The weights of :func:`init_from_pretrained`; what was loaded."""
     if audioset_pretrain:
-        if not os.path.exists(audioset_pretrain):
-            raise FileNotFoundError(
-                f"audioset_pretrain={audioset_pretrain!r} does not exist: "
-                "give the path of an AudioSet AST checkpoint (the "
-                "reference audioset_10_10_0.4593.pth or a HuggingFace AST "
-                "folder), or --audioset_pretrain False"
-            )
         lobe, _, _ = build_from_checkpoint(
             audioset_pretrain, input_tdim=embedding_model.input_tdim
         )
@@ -275,13 +284,6 @@ def _stride_flags(patch):
 def _load_ssl(embedding_model, path, pos_embed):
     """:func:`speechbrain_ast.weights.load_ssast` with the recipe's flags in
     the error of a patch shape that does not fit."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"ssl_pretrain={path!r} does not exist: give the path of an "
-            "SSAST checkpoint (SSAST-Base-Patch-400.pth, "
-            "SSAST-Base-Frame-400.pth) or the ssast_encoder.pt of "
-            "recipes/SSAST/pretrain.py, or --ssl_pretrain False"
-        )
     method = "nearest" if pos_embed == "nearest" else "bilinear"
     try:
         load_ssast(embedding_model, path, method=method)

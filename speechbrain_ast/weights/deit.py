@@ -13,6 +13,7 @@ import os
 
 from speechbrain_ast.model.lobe import NUM_TOKENS
 from speechbrain_ast.weights.common import adapt_token_pos_embed
+from speechbrain_ast.weights.fetch import network_errors
 
 __all__ = ["deit_state_dict_for_ast", "load_deit"]
 
@@ -165,23 +166,6 @@ def _timm_model_name(name):
     return name
 
 
-def _network_errors():
-    errors = [OSError, ConnectionError, TimeoutError]
-    try:
-        from huggingface_hub.errors import HfHubHTTPError
-
-        errors.append(HfHubHTTPError)
-    except ImportError:  # older huggingface_hub
-        pass
-    try:
-        import httpx
-
-        errors.append(httpx.HTTPError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
 def load_deit(
     model,
     name="deit_base_distilled_patch16_384",
@@ -252,7 +236,7 @@ def load_deit(
         kwargs["depth"] = len(model.blocks)
     try:
         deit = timm.create_model(name, **kwargs)
-    except _network_errors() as error:
+    except network_errors() as error:
         if checkpoint is not None:
             raise
         raise RuntimeError(
