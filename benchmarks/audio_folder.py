@@ -11,6 +11,11 @@ Commands recipe on the same speaker split.
   the speakers that the folder recipe's split put into validation and test
   (``speechbrain_ast/testing/fsdd_speech_commands.py``), run as
   ``recipes/SpeechCommands/train.py hparams/ast_scratch_small.yaml``;
+* ``ssast``: ``recipes/SSAST/pretrain.py hparams/ssast_small.yaml`` on the
+  audio of the folder run's training split (its ``save/train.csv``), then
+  the folder recipe again with ``--ssl_pretrain`` and that encoder (its
+  default ``hparams/ssast_finetune.yaml``: the SSAST reference's
+  fine-tuning), on the same split and for the same 30 epochs;
 * ``sounds`` (``--sounds FOLDER``): the 17 freesound recordings, one per
   class, and the five ESC-50 clips the tests ship (dog, car horn,
   thunderstorm: into the freesound classes of those names), cut into 1 s
@@ -20,11 +25,14 @@ Commands recipe on the same speaker split.
   report (``report.md``, ``confusion.png``) on real sounds.
 
 Each run records its per-epoch validation accuracy, its test accuracy and
-its wall time; the JSON also records the CPU's model name and flags.
+its wall time (the pretraining its pretext accuracy per epoch); the JSON
+also records the CPU's model name and flags; ``--plot`` draws the
+validation curves of the folder runs from scratch and from SSAST.
 
 ::
 
-    python benchmarks/audio_folder.py --out results/audio_folder.json
+    python benchmarks/audio_folder.py --out results/audio_folder.json \
+        --plot results/audio_folder_curves.png
     python benchmarks/audio_folder.py --quick     # a smoke run: 2 epochs
 
 Authors
@@ -40,7 +48,13 @@ import sys
 import tempfile
 
 import soundfile as sf
-from small_data import DEFAULT_RECORDINGS, epoch_curve, recipe_run, run
+from small_data import (
+    DEFAULT_RECORDINGS,
+    epoch_curve,
+    recipe_run,
+    run,
+    ssast_pretrain,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOUNDS = os.path.join(ROOT, "..", "shared", "data", "sounds")
@@ -155,6 +169,54 @@ def folder_run(data, out, extra=()):
     }
 
 
+def ssast_folder_run(folder, manifest, work, epochs, quick, encoder=None):
+    """SSAST pretraining on ``manifest``'s audio (unless ``encoder`` is
+    given), then the folder recipe fine-tuning it."""
+    pretrain = None
+    if encoder is None:
+        dims = quick[:6]  # the model of a smoke run
+        out = os.path.join(work, "ssast_pretrain")
+        encoder, seconds = ssast_pretrain(manifest, out, epochs, dims)
+        curve, _ = epoch_curve(os.path.join(out, "train_log.txt"))
+        pretrain = {"seconds": seconds, "pretext_valid_acc": curve}
+    epochs_only = quick[6:]  # the shape is the encoder's
+    tuned = folder_run(
+        folder,
+        os.path.join(work, "ssast_folder"),
+        ["--group_pattern", SPEAKER, "--ssl_pretrain", encoder, *epochs_only],
+    )
+    return {**tuned, "encoder": encoder, "pretrain": pretrain}
+
+
+def plot_curves(results, path):
+    """The validation accuracy per epoch of the folder runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = {"folder": "from scratch", "ssast": "SSAST-initialised"}
+    for key, label in names.items():
+        if results.get(key):
+            curve = results[key]["valid_curve"]
+            test = results[key]["test_acc"]
+            ax.plot(
+                range(1, len(curve) + 1),
+                [100 * v for v in curve],
+                label=f"{label} (test {100 * test:.1f} %)",
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("FSDD in class folders, unseen speakers")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     """Runs the comparison and writes the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -163,7 +225,17 @@ def main(argv=None):
     parser.add_argument("--out", help="JSON file for the results")
     parser.add_argument("--work", help="folder for the runs (default: temp)")
     parser.add_argument("--quick", action="store_true", help="smoke run")
+    parser.add_argument(
+        "--skip", default="", help="runs left out, e.g. speech_commands,sounds"
+    )
+    parser.add_argument("--ssast_epochs", type=int, default=20)
+    parser.add_argument(
+        "--ssast_encoder",
+        help="fine-tune from this ssast_encoder.pt instead of pretraining",
+    )
+    parser.add_argument("--plot", help="PNG of the folder runs' curves")
     args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
     if not os.path.isdir(args.recordings):
         parser.error(f"--recordings {args.recordings!r} is not a folder")
     from deploy import cpu_record
@@ -189,6 +261,22 @@ def main(argv=None):
     results["split"] = speakers
     print("folder", results["folder"], speakers, flush=True)
 
+    if "ssast" not in skip:
+        results["ssast"] = ssast_folder_run(
+            folder,
+            os.path.join(out, "save", "train.csv"),
+            work,
+            1 if args.quick else args.ssast_epochs,
+            quick,
+            args.ssast_encoder,
+        )
+        same = split_speakers(
+            os.path.join(work, "ssast_folder", "save", "split.csv")
+        )
+        if same != speakers:
+            raise RuntimeError(f"the SSAST run split otherwise: {same}")
+        print("ssast", results["ssast"], flush=True)
+
     layout = os.path.join(work, "speech_commands")
     make_fsdd_speech_commands(
         args.recordings,
@@ -199,16 +287,20 @@ def main(argv=None):
         test_speakers=tuple(speakers["test"]),
     )
     epochs = 2 if args.quick else 30
-    results["speech_commands"] = recipe_run(
-        layout,
-        os.path.join(work, "speech_commands_run"),
-        epochs,
-        len(digits),
-        quick[:6],
+    results["speech_commands"] = (
+        None
+        if "speech_commands" in skip
+        else recipe_run(
+            layout,
+            os.path.join(work, "speech_commands_run"),
+            epochs,
+            len(digits),
+            quick[:6],
+        )
     )
     print("speech_commands", results["speech_commands"], flush=True)
 
-    if os.path.isdir(args.sounds):
+    if os.path.isdir(args.sounds) and "sounds" not in skip:
         pieces = os.path.join(work, "sounds")
         results["sounds_pieces"] = sound_pieces(args.sounds, pieces)
         results["sounds"] = folder_run(
@@ -217,14 +309,16 @@ def main(argv=None):
         print("sounds", results["sounds"], flush=True)
 
     print(f"\n{'run':16s} {'test acc':>9s} {'minutes':>8s}  valid curve")
-    for name in ("folder", "speech_commands", "sounds"):
-        if name in results:
+    for name in ("folder", "ssast", "speech_commands", "sounds"):
+        if results.get(name):
             r = results[name]
             curve = " ".join(f"{v:.2f}" for v in r["valid_curve"])
             print(
                 f"{name:16s} {r['test_acc']:9.3f} {r['seconds'] / 60:8.1f}  "
                 f"{curve}"
             )
+    if args.plot:
+        plot_curves(results, args.plot)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as f:

@@ -217,3 +217,44 @@ def test_hub_id_fine_tunes_from_the_hub_cache(digits, tmp_path):
     log = (out / "log.txt").read_text()
     assert f"AST initialised from: AudioSet checkpoint {fetched}" in log
     assert (out / "model" / "embedding_model.ckpt").exists()
+
+
+def test_ssast_encoder_gives_the_shape_and_reference_settings(digits, tmp_path):
+    """``--ssl_pretrain ENCODER`` alone: ssast_finetune.yaml, the lobe of
+    the encoder's shape with the reference's fine-tuning strides, its
+    weights as the starting point, the mean of the patch tokens."""
+    import torch
+
+    from speechbrain_ast.model.lobe import AST
+    from speechbrain_ast.weights import save_ssast_encoder
+
+    torch.manual_seed(3)
+    encoder = AST(
+        input_tdim=128, patch_size=(128, 2), fstride=128, tstride=2,
+        embed_dim=48, depth=1, num_heads=3,
+    )  # fmt: skip
+    save_ssast_encoder(encoder, str(tmp_path / "ssast_encoder.pt"))
+    out = tmp_path / "out"
+    result = _run(
+        [os.path.join(RECIPE, "train.py"), "--data_folder", digits,
+         "--ssl_pretrain", str(tmp_path / "ssast_encoder.pt"),
+         "--output_folder", str(out), "--number_of_epochs", "1",
+         "--batch_size", "16", "--device", "cpu", "--noprogressbar"]
+    )  # fmt: skip
+    chosen = json.loads((out / "chosen_settings.json").read_text())
+    shape = {k: chosen[k]["value"] for k in
+             ("embed_dim", "depth", "num_heads", "patch_size", "fstride",
+              "tstride")}  # fmt: skip
+    assert shape == {
+        "embed_dim": 48, "depth": 1, "num_heads": 3, "patch_size": [128, 2],
+        "fstride": 128, "tstride": 1,
+    }  # fmt: skip
+    assert "SSAST encoder" in chosen["embed_dim"]["why"]
+    assert "hparams/ssast_finetune.yaml" in result.stdout + result.stderr
+    hparams = (out / "hyperparams.yaml").read_text()
+    assert "lr: 0.00025" in hparams and "pooling: mean" in hparams
+    log = (out / "log.txt").read_text()
+    assert "AST initialised from: SSAST encoder" in log
+    assert "pooling mean" in log
+    model_yaml = (out / "model" / "hyperparams.yaml").read_text()
+    assert "pooling: mean" in model_yaml

@@ -60,6 +60,10 @@ from speechbrain_ast.data.prepare import (
     save_prepared,
 )
 from speechbrain_ast.features import compute_norm_stats
+from speechbrain_ast.weights.ssast import (
+    finetune_strides,
+    read_ssast_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,15 @@ DATA_KEYS = (
     "target_length",
     "norm_mean",
     "norm_std",
+)
+# the lobe's shape, taken from an SSAST encoder unless given
+ENCODER_KEYS = (
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "patch_size",
+    "fstride",
+    "tstride",
 )
 MAX_FRAMES = 1024  # AudioSet's 10 s: longer clips are cut there
 
@@ -670,7 +683,7 @@ def stats_file(save_folder, target_length):
     return path
 
 
-def choose_settings(info, save_folder, given):
+def choose_settings(info, save_folder, given, encoder=None):
     """The data-dependent settings not given on the command line.
 
     Arguments
@@ -681,11 +694,15 @@ def choose_settings(info, save_folder, given):
         Where the manifests are and the statistics are kept.
     given : dict
         The command line's overrides.
+    encoder : str, optional
+        An SSAST encoder file: the lobe's width, depth, heads and patches
+        are its, the strides those the SSAST reference fine-tunes with.
 
     Returns
     -------
     dict
-        key -> ``(value, how it was chosen)`` for every key of DATA_KEYS.
+        key -> ``(value, how it was chosen)`` for every key of DATA_KEYS
+        (and of ENCODER_KEYS with an encoder).
     """
     chosen = {}
 
@@ -724,4 +741,14 @@ def choose_settings(info, save_folder, given):
     why = "fbank statistics of the training split"
     choose("norm_mean", stats["mean"], why)
     choose("norm_std", stats["std"], why)
+    if encoder:
+        config = read_ssast_checkpoint(encoder).config
+        why = f"the SSAST encoder's ({os.path.basename(encoder)})"
+        for key in ENCODER_KEYS[:3]:
+            choose(key, config[key], why)
+        patch = choose("patch_size", list(config["patch_size"]), why)
+        fstride, tstride = finetune_strides(patch)
+        why = "the SSAST reference's fine-tuning strides for these patches"
+        choose("fstride", fstride, why)
+        choose("tstride", tstride, why)
     return chosen

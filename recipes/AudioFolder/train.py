@@ -7,10 +7,11 @@ To run (from the repository root or from this folder)::
 
 ``MY_SOUNDS`` holds one sub-folder per class, or a ``metadata.csv`` (see
 ``audiofolder_prepare.py``). Without a yaml, the configuration is chosen by
-what is given: ``--audioset_pretrain PATH`` fine-tunes AST-Base from the
-AudioSet checkpoint (``hparams/audioset_finetune.yaml``); otherwise a small
-AST trains from scratch, or from ``--ssl_pretrain ENCODER``
-(``hparams/scratch_small.yaml``). The settings that depend on the data (the
+what is given: ``--audioset_pretrain CHECKPOINT`` fine-tunes AST-Base from
+the AudioSet checkpoint (``hparams/audioset_finetune.yaml``);
+``--ssl_pretrain ENCODER`` fine-tunes an SSAST encoder, of its own shape, as
+the SSAST reference does (``hparams/ssast_finetune.yaml``); otherwise a small
+AST trains from scratch (``hparams/scratch_small.yaml``). The settings that depend on the data (the
 classes, single- or multi-label, the target length, the normalisation
 statistics) are chosen from the training split unless given on the command
 line; all are printed and written to ``<output_folder>/chosen_settings.json``.
@@ -48,15 +49,18 @@ from speechbrain_ast.inference import export_model_folder
 from speechbrain_ast.training import ddp
 from speechbrain_ast.training.metrics import classification_stats
 from speechbrain_ast.training.recipe import parse_arguments, user_errors
-from speechbrain_ast.weights import init_from_pretrained
+from speechbrain_ast.weights import fetch_pretrained, init_from_pretrained
 
 logger = logging.getLogger(__name__)
 
 
 def default_hparams(argv):
     """The yaml of a run that names none: by the weights given."""
-    if any(a.split("=")[0] == "--audioset_pretrain" for a in argv):
+    options = {a.split("=")[0] for a in argv}
+    if "--audioset_pretrain" in options:
         return "hparams/audioset_finetune.yaml"
+    if "--ssl_pretrain" in options:
+        return "hparams/ssast_finetune.yaml"
     return "hparams/scratch_small.yaml"
 
 
@@ -82,6 +86,9 @@ class AudioFolderBrain(sb.core.Brain):
         if train:
             feats = self.hparams.spec_augment(feats)
         feats = self.hparams.mean_var_norm(feats)
+        noise_roll = getattr(self.hparams, "noise_roll", None)  # SSAST's
+        if train and noise_roll is not None:
+            feats = noise_roll(feats)
         embedding_model = self.modules.embedding_model
         classifier = self.modules.classifier
         if not train:
@@ -240,9 +247,15 @@ if __name__ == "__main__":
             encoding="utf-8",
         ) as f:
             info = json.load(f)
+        # an SSAST encoder gives the lobe's shape
+        pretrained = os.path.join(hparams["save_folder"], "pretrained")
+        encoder = hparams["ssl_pretrain"] and fetch_pretrained(
+            hparams["ssl_pretrain"], pretrained, name="ssl_pretrain"
+        )
         # statistics computed once, on the main process
-        run_on_main(choose_settings, args=[info, hparams["save_folder"], given])
-        chosen = choose_settings(info, hparams["save_folder"], given)
+        args = [info, hparams["save_folder"], given, encoder]
+        run_on_main(choose_settings, args=args)
+        chosen = choose_settings(*args)
     settings = {key: value for key, (value, _) in chosen.items()}
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, {**given, **settings})
@@ -277,7 +290,7 @@ if __name__ == "__main__":
             channel_reduction=hparams["channel_reduction"],
             pos_embed=hparams["pos_embed_adaptation"],
             pooling=hparams["pooling"],
-            savedir=os.path.join(hparams["save_folder"], "pretrained"),
+            savedir=pretrained,
         )
     logger.info("AST initialised from: %s", loaded)
 

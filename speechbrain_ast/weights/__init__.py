@@ -29,6 +29,7 @@ from speechbrain_ast.weights.reference import (
     read_reference_checkpoint,
 )
 from speechbrain_ast.weights.ssast import (
+    finetune_strides,
     is_ssast_checkpoint,
     load_ssast,
     read_ssast_checkpoint,
@@ -44,6 +45,7 @@ __all__ = [
     "init_from_pretrained",
     "deit_state_dict_for_ast",
     "fetch_pretrained",
+    "finetune_strides",
     "hf_state_to_ast",
     "is_ssast_checkpoint",
     "load_deit",

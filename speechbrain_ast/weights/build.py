@@ -18,7 +18,11 @@ from speechbrain_ast.weights.deit import load_deit
 from speechbrain_ast.weights.fetch import fetch_pretrained
 from speechbrain_ast.weights.hf import read_hf_checkpoint
 from speechbrain_ast.weights.reference import read_reference_checkpoint
-from speechbrain_ast.weights.ssast import load_ssast, read_ssast_checkpoint
+from speechbrain_ast.weights.ssast import (
+    finetune_strides,
+    load_ssast,
+    read_ssast_checkpoint,
+)
 
 __all__ = ["build_from_checkpoint", "init_from_pretrained"]
 
@@ -269,15 +273,11 @@ def _init_weights(
 
 
 def _stride_flags(patch):
-    """The recipe flags for a lobe with ``patch`` (freq, time) patches:
-    the paper's overlapping strides of 10 for 16 x 16 patches, else the
-    patch itself (frame patches: one time step of overlap less)."""
+    """The recipe flags for a lobe with ``patch`` (freq, time) patches and
+    the SSAST reference's fine-tuning strides."""
     pf, pt = patch
     size = str(pf) if pf == pt else f'"[{pf},{pt}]"'
-    if (pf, pt) == (16, 16):
-        fstride, tstride = 10, 10
-    else:
-        fstride, tstride = pf, max(1, pt // 2)
+    fstride, tstride = finetune_strides(patch)
     return f"--patch_size {size} --fstride {fstride} --tstride {tstride}"
 
 

@@ -29,6 +29,7 @@ from speechbrain_ast.weights.common import (
 )
 
 __all__ = [
+    "finetune_strides",
     "is_ssast_checkpoint",
     "load_ssast",
     "read_ssast_checkpoint",
@@ -38,6 +39,32 @@ __all__ = [
 # the format tag of the files written by save_ssast_encoder
 ENCODER_FORMAT = "speechbrain_ast.ssast_encoder"
 ENCODER_VERSION = 1
+
+
+def finetune_strides(patch_size):
+    """The strides the SSAST reference fine-tunes an encoder of
+    ``patch_size`` (freq, time) patches with: 10 and 10 for 16 x 16 patches
+    (``run_esc_patch.sh``, ``run_as.sh``), else the patch's height and half
+    its width (frames of 128 x 2: 128 and 1, ``run_sc.sh``,
+    ``run_esc_frame.sh``).
+
+    Arguments
+    ---------
+    patch_size : tuple of int
+
+    Returns
+    -------
+    fstride, tstride : int
+
+    Example
+    -------
+    >>> finetune_strides((16, 16)), finetune_strides((128, 2))
+    ((10, 10), (128, 1))
+    """
+    pf, pt = patch_size
+    if (pf, pt) == (16, 16):
+        return 10, 10
+    return pf, max(1, pt // 2)
 
 
 def save_ssast_encoder(model, path, norm_stats=DATASET_STATS["audioset"]):
