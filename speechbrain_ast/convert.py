@@ -146,7 +146,7 @@ def convert_checkpoint(
     Example
     -------
     >>> import os, tempfile, torch
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.model import AST, ASTHead
     >>> tmp = tempfile.mkdtemp()
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
     >>> state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}

@@ -230,7 +230,7 @@ def test_lobe_config_is_the_one_source(tmp_path):
     all carry the lobe's own ``config``; it rebuilds the same lobe."""
     from hyperpyyaml import load_hyperpyyaml
 
-    from speechbrain_ast.inference.model_folder import module_config
+    from speechbrain_ast.inference.hyperparams import module_config
     from speechbrain_ast.weights import (
         read_ssast_checkpoint,
         save_ssast_encoder,

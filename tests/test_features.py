@@ -336,14 +336,14 @@ def test_mel_groups_cover_the_filterbank():
     """The grouped mel product of the inference path multiplies each group
     of mel bins by the FFT bins its triangles cover: together they must
     reproduce the dense product exactly, with a fraction of its work."""
-    from speechbrain_ast.features.fbank import _mel_groups
+    from speechbrain_ast.features.mel_banks import mel_groups
 
     for n_mels, n_fft, low, high in [
         (128, 512, 20.0, 0.0),
         (23, 512, 64, -400),
     ]:
         banks = kaldi_mel_banks(n_mels, n_fft, SR, low, high)
-        groups = _mel_groups(banks)
+        groups = mel_groups(banks)
         assert [g[0] for g in groups][0] == 0 and groups[-1][1] == n_mels
         assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
         power = torch.rand(7, n_fft // 2 + 1, dtype=torch.float64)

@@ -399,11 +399,13 @@ def test_precision_option_scores_close_to_float(
 
     from speechbrain_ast.deploy import precision as precision_module
 
-    # the CPU's own flags decide the warning; the scores are the point here
+    # the CPU's features decide the slow-precision warning (warn_if_slow
+    # asks cpu_features): native here, so none may come; the scores are
+    # the point
     monkeypatch.setattr(
         precision_module,
-        "cpu_flags",
-        lambda: {"avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16"},
+        "cpu_features",
+        lambda: frozenset({"avx512_bf16", "amx_bf16", "amx_fp16"}),
     )
     argv = ["--model", model_dir, files["good"], "--json"]
     argv += ["--top-k", str(len(LABELS))]
@@ -411,6 +413,7 @@ def test_precision_option_scores_close_to_float(
     exact = json.loads(capsys.readouterr().out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("error", "precision=", RuntimeWarning)
         assert main(argv + ["--precision", precision]) == 0
     reduced = json.loads(capsys.readouterr().out)
     exact = {d["label"]: d["score"] for d in exact["labels"]}

@@ -107,7 +107,7 @@ class FeaturesToLogits(nn.Module):
 
     Example
     -------
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.model import AST, ASTHead
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2).eval()
     >>> head = ASTHead(64, 3).eval()
     >>> FeaturesToLogits(lobe, head)(torch.randn(1, 300, 128)).shape
@@ -145,19 +145,10 @@ class WaveformToLogits(nn.Module):
     Example
     -------
     >>> import os, tempfile
-    >>> from speechbrain_ast.inference.model_folder import export_model_folder
     >>> from speechbrain_ast.inference.classifier import ASTAudioClassifier
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
     >>> tmp = tempfile.mkdtemp()
-    >>> folder = export_model_folder(
-    ...     os.path.join(tmp, "model"),
-    ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
-    ...     ASTHead(64, 3),
-    ...     ["dog", "cat", "bird"],
-    ...     {"target_length": 128},
-    ...     (-4.27, 4.57),
-    ...     multi_label=True,
-    ... )
+    >>> folder = tiny_model_folder(os.path.join(tmp, "model"))
     >>> model = ASTAudioClassifier.from_hparams(
     ...     source=folder, savedir=os.path.join(tmp, "saved")
     ... )
@@ -349,17 +340,14 @@ def export_onnx(folder, out, precision="fp32", savedir=None):
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_ast.inference.model_folder import export_model_folder
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
     >>> d = tempfile.mkdtemp()
-    >>> folder = export_model_folder(
+    >>> folder = tiny_model_folder(
     ...     f"{d}/model",
-    ...     AST(input_tdim=32, embed_dim=32, depth=1, num_heads=2),
-    ...     ASTHead(32, 2),
     ...     ["dog", "rain"],
-    ...     frontend_kwargs={"target_length": 32},
-    ...     norm_stats=(-4.27, 4.57),
     ...     multi_label=False,
+    ...     input_tdim=32,
+    ...     embed_dim=32,
     ... )
     >>> path = export_onnx(folder, f"{d}/model.onnx")
     >>> read_metadata(path)["labels"]
@@ -456,7 +444,7 @@ def export_features_onnx(lobe, head, out, num_frames, native_length=False):
     -------
     >>> import tempfile
     >>> import onnxruntime
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.model import AST, ASTHead
     >>> lobe = AST(input_tdim=32, embed_dim=32, depth=1, num_heads=2).eval()
     >>> head = ASTHead(32, 3).eval()
     >>> out = export_features_onnx(

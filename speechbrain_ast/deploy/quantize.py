@@ -35,7 +35,7 @@ def quantize_int8(module, per_channel=True, inplace=False, engine=None):
 
     What changes: each ``nn.Linear`` (in an :class:`~speechbrain_ast.model.lobe.
     AST`: the ``qkv``, ``proj``, ``fc1`` and ``fc2`` layers of every block;
-    in an :class:`~speechbrain_ast.model.lobe.ASTHead`: its ``Linear``) becomes
+    in an :class:`~speechbrain_ast.model.head.ASTHead`: its ``Linear``) becomes
     PyTorch's dynamically quantized linear: weights int8 (per output
     channel by default), activations quantized to uint8 per call from their
     observed range, accumulation in int32, output float32.
@@ -74,7 +74,7 @@ def quantize_int8(module, per_channel=True, inplace=False, engine=None):
 
     Example
     -------
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.model import AST, ASTHead
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=2, num_heads=2).eval()
     >>> qlobe = quantize_int8(lobe)
     >>> count_quantized(qlobe), count_quantized(lobe)

@@ -1,7 +1,7 @@
 """The frontend the pretrained weights were trained on: Kaldi-exact batched
-log-mel filterbanks (``fbank``), their ONNX-exportable form
-(``exportable``), and the fixed normalisation with the datasets'
-statistics (``normalization``)."""
+log-mel filterbanks (``fbank``) with Kaldi's mel filterbank matrix
+(``mel_banks``), their ONNX-exportable form (``exportable``), and the fixed
+normalisation with the datasets' statistics (``normalization``)."""
 
 from speechbrain_ast.features.exportable import (
     ExportableFbank,
@@ -10,9 +10,9 @@ from speechbrain_ast.features.exportable import (
 from speechbrain_ast.features.fbank import (
     TORCHAUDIO_FBANK_KWARGS,
     KaldiFbank,
-    kaldi_mel_banks,
     pad_or_cut,
 )
+from speechbrain_ast.features.mel_banks import kaldi_mel_banks
 from speechbrain_ast.features.normalization import (
     DATASET_STATS,
     FixedNormalization,

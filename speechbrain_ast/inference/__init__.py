@@ -1,6 +1,7 @@
 """Inference: the model folder an ``EncoderClassifier`` loads offline
-(``model_folder``: writer and reader) and :class:`ASTAudioClassifier`
-(``classifier``: lengths-aware scores and top-k labels)."""
+(``model_folder``: writer and reader; ``hyperparams``: the text of its
+``hyperparams.yaml``) and :class:`ASTAudioClassifier` (``classifier``:
+lengths-aware scores and top-k labels)."""
 
 from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import (

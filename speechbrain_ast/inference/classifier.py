@@ -130,18 +130,9 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
     Example
     -------
     >>> import os, tempfile
-    >>> from speechbrain_ast.inference.model_folder import export_model_folder
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
     >>> tmp = tempfile.mkdtemp()
-    >>> folder = export_model_folder(
-    ...     os.path.join(tmp, "model"),
-    ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
-    ...     ASTHead(64, 3),
-    ...     ["dog", "cat", "bird"],
-    ...     {"target_length": 128},
-    ...     (-4.27, 4.57),
-    ...     multi_label=True,
-    ... )
+    >>> folder = tiny_model_folder(os.path.join(tmp, "model"))
     >>> model = ASTAudioClassifier.from_hparams(
     ...     source=folder, savedir=os.path.join(tmp, "saved")
     ... )
@@ -195,20 +186,13 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         Example
         -------
         >>> import os, tempfile
-        >>> from speechbrain_ast.inference.model_folder import (
-        ...     export_model_folder,
-        ... )
-        >>> from speechbrain_ast.model.lobe import AST, ASTHead
         >>> from speechbrain_ast.deploy.quantize import count_quantized
+        >>> from speechbrain_ast.testing.model_folders import (
+        ...     tiny_model_folder,
+        ... )
         >>> tmp = tempfile.mkdtemp()
-        >>> folder = export_model_folder(
-        ...     os.path.join(tmp, "model"),
-        ...     AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2),
-        ...     ASTHead(64, 3),
-        ...     ["dog", "cat", "bird"],
-        ...     {"target_length": 128},
-        ...     (-4.27, 4.57),
-        ...     multi_label=False,
+        >>> folder = tiny_model_folder(
+        ...     os.path.join(tmp, "model"), multi_label=False
         ... )
         >>> model = ASTAudioClassifier.from_hparams(
         ...     source=folder, savedir=os.path.join(tmp, "saved")

@@ -1,31 +1,34 @@
 """A trained or imported AST -> a model folder that SpeechBrain loads.
 
-The folder holds ``hyperparams.yaml``, ``embedding_model.ckpt``,
+The folder holds ``hyperparams.yaml`` (its text:
+:mod:`speechbrain_ast.inference.hyperparams`), ``embedding_model.ckpt``,
 ``classifier.ckpt`` (plain state dicts) and ``label_encoder.txt``
 (:class:`~speechbrain.dataio.encoder.CategoricalEncoder`'s own format), so
 that ``EncoderClassifier.from_hparams(source=folder, savedir=...)`` and
 :class:`speechbrain_ast.inference.classifier.ASTAudioClassifier` load it offline.
+This module writes the folder and holds what loads it strictly.
 
 Authors
  * speechbrain-ast developers
 """
 
-import math
 import os
 from functools import partial
 
 import torch
-import yaml
 
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
+from speechbrain_ast.inference.hyperparams import (
+    hyperparams_text,
+    module_config,
+)
 from speechbrain_ast.weights.common import load_weights
 
 __all__ = [
     "ModelFolderPretrainer",
     "export_model_folder",
-    "module_config",
     "sized_label_encoder",
     "load_state_strict",
     "load_label_encoder_strict",
@@ -234,69 +237,6 @@ def _join_source(source, filename):
     return f"{os.fspath(source)}/{filename}"
 
 
-def _plain(value):
-    """``value`` as plain YAML data: tensors and tuples as lists; anything
-    hyperparams.yaml could not hold as a plain value is refused."""
-    if isinstance(value, torch.Tensor):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"Cannot export the non-finite value {value}.")
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(
-        f"Cannot write {value!r} ({type(value).__name__}) to "
-        "hyperparams.yaml: use None, bool, int, float, str or lists of them."
-    )
-
-
-def _yaml_mapping(mapping, indent=0):
-    """``key: value`` lines of a flat mapping as PyYAML writes it (block
-    style, quoted where YAML needs it), indented."""
-    if not mapping:
-        return []
-    text = yaml.safe_dump(
-        {key: _plain(val) for key, val in mapping.items()},
-        default_flow_style=False,
-        sort_keys=False,
-        allow_unicode=True,
-        width=math.inf,
-    )
-    return [" " * indent + line for line in text.splitlines()]
-
-
-def module_config(module):
-    """The constructor arguments that rebuild ``module`` (without weights):
-    its ``config`` dict (``AST`` and ``ASTHead`` record theirs), as plain
-    values for hyperparams.yaml.
-
-    Arguments
-    ---------
-    module : torch.nn.Module
-        An ``AST``, an ``ASTHead`` or a module with a ``config`` dict.
-
-    Returns
-    -------
-    dict
-        Keyword arguments for ``type(module)``.
-
-    Example
-    -------
-    >>> from speechbrain_ast.model.lobe import ASTHead
-    >>> module_config(ASTHead(64, 3))
-    {'embed_dim': 64, 'n_classes': 3, 'norm_eps': 1e-05}
-    """
-    config = getattr(module, "config", None)
-    if not isinstance(config, dict):
-        raise ValueError(
-            f"Cannot recover the constructor arguments of "
-            f"{type(module).__name__}: export an AST / ASTHead, or give the "
-            "module a `config` dict attribute (its keyword arguments)."
-        )
-    return {key: _plain(val) for key, val in config.items()}
-
-
 def sized_label_encoder(n_classes):
     """An empty ``CategoricalEncoder`` that checks it holds ``n_classes``.
 
@@ -354,12 +294,6 @@ def check_out_dir(out_dir, overwrite=False):
         )
 
 
-def _class_path(module):
-    """``package.module.Class`` for a YAML ``!new:`` tag."""
-    cls = type(module)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def export_model_folder(
     out_dir,
     embedding_model,
@@ -380,9 +314,10 @@ def export_model_folder(
         ``overwrite``; with ``overwrite`` only the model files are replaced.
     embedding_model : torch.nn.Module
         The AST lobe (:class:`speechbrain_ast.model.lobe.AST`); rebuilt from its
-        constructor arguments (see :func:`module_config`).
+        constructor arguments (see
+        :func:`~speechbrain_ast.inference.hyperparams.module_config`).
     classifier : torch.nn.Module
-        The head (:class:`speechbrain_ast.model.lobe.ASTHead`).
+        The head (:class:`speechbrain_ast.model.head.ASTHead`).
     labels : sequence of str
         Class names, index order; as many as the head has outputs, unique.
     frontend_kwargs : dict
@@ -406,7 +341,7 @@ def export_model_folder(
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_ast.model.lobe import AST, ASTHead
+    >>> from speechbrain_ast.model import AST, ASTHead
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2)
     >>> head = ASTHead(64, 3)
     >>> folder = export_model_folder(
@@ -423,9 +358,8 @@ def export_model_folder(
     """
     out_dir = os.fspath(out_dir)
     labels = [str(label) for label in labels]
-    lobe_config = module_config(embedding_model)
-    head_config = module_config(classifier)
-    n_classes = head_config.get("n_classes")
+    module_config(embedding_model)  # refuses a module without a config
+    n_classes = module_config(classifier).get("n_classes")
     if n_classes is not None and len(labels) != n_classes:
         raise ValueError(
             f"{len(labels)} labels given for a classifier with {n_classes} "
@@ -454,12 +388,12 @@ def export_model_folder(
         "norm_mean": float(norm_stats[0]),
         "norm_std": float(norm_stats[1]),
     }
-    yaml_text = _hyperparams_text(
+    yaml_text = hyperparams_text(
         settings,
-        dict(extra or {}),
         frontend_kwargs,
-        (_class_path(embedding_model), lobe_config),
-        (_class_path(classifier), head_config),
+        embedding_model,
+        classifier,
+        dict(extra or {}),
     )
 
     check_out_dir(out_dir, overwrite)
@@ -493,61 +427,3 @@ def _plain_state(module):
         key: val.detach().cpu().clone()
         for key, val in module.state_dict().items()
     }
-
-
-def _hyperparams_text(settings, extra, frontend_kwargs, lobe, head):
-    """The text of hyperparams.yaml; ``lobe`` and ``head`` are (class
-    path, constructor arguments)."""
-    lines = [
-        "# AST model folder written by speechbrain_ast.inference.",
-        "# Load with speechbrain_ast.inference.ASTAudioClassifier.from_hparams",
-        "# or speechbrain.inference.classifiers.EncoderClassifier.from_hparams",
-        "# (source=<this folder>, savedir=<any folder>).",
-        "# SECURITY: loading this file builds the Python objects it names",
-        "# (!new: tags can run code): load only model folders you trust.",
-        "",
-        "# native_length true: each clip keeps its own length (no padding to",
-        "# a fixed number of frames); see docs/inference.md",
-        *_yaml_mapping(settings),
-        *(["export_info:", *_yaml_mapping(extra, 4)] if extra else []),
-        "",
-        "# reads any rate / channel count soundfile reads for classify_file",
-        "audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer",
-        "    sample_rate: !ref <sample_rate>",
-        "",
-        "compute_features: !new:speechbrain_ast.features.KaldiFbank",
-        *_yaml_mapping(frontend_kwargs, 4),
-        "    sample_rate: !ref <sample_rate>",
-        "",
-        "mean_var_norm: !new:speechbrain_ast.features.FixedNormalization",
-        "    mean: !ref <norm_mean>",
-        "    std: !ref <norm_std>",
-        "",
-        f"embedding_model: !new:{lobe[0]}",
-        *_yaml_mapping(lobe[1], 4),
-        "",
-        f"classifier: !new:{head[0]}",
-        *_yaml_mapping(head[1], 4),
-        "",
-        "label_encoder: !apply:speechbrain_ast.inference.sized_label_encoder",
-        "    - !ref <n_classes>",
-        "",
-        "modules:",
-        "    compute_features: !ref <compute_features>",
-        "    mean_var_norm: !ref <mean_var_norm>",
-        "    embedding_model: !ref <embedding_model>",
-        "    classifier: !ref <classifier>",
-        "",
-        "# bare file names are looked up in the model folder",
-        "pretrainer: !new:speechbrain_ast.inference.ModelFolderPretrainer",
-        "    loadables:",
-        "        embedding_model: !ref <embedding_model>",
-        "        classifier: !ref <classifier>",
-        "        label_encoder: !ref <label_encoder>",
-        "    paths:",
-        "        embedding_model: embedding_model.ckpt",
-        "        classifier: classifier.ckpt",
-        "        label_encoder: label_encoder.txt",
-        "",
-    ]
-    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The AST lobe (Audio Spectrogram Transformer) and its classification head.
+"""The AST lobe (Audio Spectrogram Transformer): spectrogram -> embedding.
 
 AST is a DeiT-distilled ViT whose patches are cut from a log-mel spectrogram
 with overlap: a 1-channel patch convolution over (frequency, time), a [CLS]
@@ -23,6 +23,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
+from speechbrain_ast.model.head import ASTHead
 from speechbrain_ast.model.layers import (
     InplaceGELU,
     PatchEmbed,
@@ -32,9 +33,11 @@ from speechbrain_ast.model.layers import (
     supports_token_only,
     token_only_block,
 )
-from speechbrain_ast.model.pos_embed import adapt_pos_embed
+from speechbrain_ast.model.pos_embed import NUM_TOKENS, cached_token_pos_embed
 
-NUM_TOKENS = 2  # [CLS] and [DIST]
+# ASTHead (model.head) also here: older model folders name it lobe.ASTHead
+__all__ = ["AST", "ASTHead", "NUM_TOKENS", "POOLINGS"]
+
 POOLINGS = ("cls", "mean")
 
 
@@ -98,10 +101,10 @@ class AST(nn.Module):
     clips in a batch do not fail a training run).
 
     In eval mode, positional embeddings adapted to other grids than the
-    built one (native-length inference) are cached, keyed on the grid and
-    the parameter's storage, version, dtype and device, so an optimiser
-    step, ``load_state_dict`` or ``.to()`` invalidates them. Training mode,
-    autograd through ``pos_embed`` and tracing never use the cache.
+    built one (native-length inference) are cached; an optimiser step,
+    ``load_state_dict`` or ``.to()`` invalidates them, and training mode,
+    autograd through ``pos_embed`` and tracing never use the cache
+    (:func:`~speechbrain_ast.model.pos_embed.cached_token_pos_embed`).
 
     The forward traces (``torch.export``, ``torch.onnx.export(...,
     dynamo=True)``, ``torch.compile``) with a dynamic time axis: the grid,
@@ -378,16 +381,10 @@ class AST(nn.Module):
                 "frontend (log of zero energy?)."
             )
 
-    def _adapted_pos_embed(self, grid):
-        patch_pos = adapt_pos_embed(
-            self.pos_embed[:, NUM_TOKENS:], self.patch_grid, grid
-        )
-        return torch.cat([self.pos_embed[:, :NUM_TOKENS], patch_pos], dim=1)
-
     def pos_embed_for(self, grid):
-        """The positional embedding for a patch grid, adapted by
-        :func:`~speechbrain_ast.model.pos_embed.adapt_pos_embed` where the
-        grid is not the built one (cached in eval mode, see Notes).
+        """The positional embedding for a patch grid, adapted where the grid
+        is not the built one and cached in eval mode (see Notes and
+        :func:`~speechbrain_ast.model.pos_embed.cached_token_pos_embed`).
 
         Arguments
         ---------
@@ -399,44 +396,23 @@ class AST(nn.Module):
         torch.Tensor
             ``[1, 2 + f_dim * t_dim, embed_dim]``: [CLS], [DIST], patches.
         """
-        built = self.patch_grid
-        if all(statically_known_true(a == b) for a, b in zip(grid, built)):
-            return self.pos_embed
-        if self.training:
-            # the parameter changes every step: entries would only go stale
-            self._pos_cache.clear()
-            return self._adapted_pos_embed(grid)
-        if torch.compiler.is_compiling() or (
-            torch.is_grad_enabled() and self.pos_embed.requires_grad
-        ):
-            # a traced graph adapts for any length; a gradient must flow
-            # through the adaptation
-            return self._adapted_pos_embed(grid)
-        pos = self.pos_embed
-        # the source is kept alive in the entry, so its storage address
-        # cannot be reused by another tensor while the entry exists
-        entry = self._pos_cache.get(grid)
-        if (
-            entry is not None
-            and entry[0].data_ptr() == pos.data_ptr()
-            and entry[1] == pos._version
-            and entry[0].dtype == pos.dtype
-            and entry[0].device == pos.device
-        ):
-            return entry[2]
-        # a plain tensor (not an inference-mode one), with no graph, so that
-        # the entry can be reused outside inference mode and deep-copied
-        with torch.inference_mode(False), torch.no_grad():
-            adapted = self._adapted_pos_embed(grid).detach()
-        if len(self._pos_cache) >= 8:  # a few lengths in use at a time
-            self._pos_cache.clear()
-        self._pos_cache[grid] = (pos.detach(), pos._version, adapted)
-        return adapted
+        pos, cache = self.pos_embed, self._pos_cache
+        return cached_token_pos_embed(
+            pos, self.patch_grid, grid, cache, self.training
+        )
 
-    def _tokens(self, x, return_hidden_states=False, tokens_only=False):
+    def _tokens(
+        self,
+        x,
+        return_hidden_states=False,
+        tokens_only=False,
+        masked=None,
+        mask_embed=None,
+    ):
         """``(tokens, hidden_states, grid)``; ``grid`` is the patch grid
         left after patchout. ``tokens_only``: only [CLS] and [DIST] are
-        needed from the last block."""
+        needed from the last block. ``masked``, ``mask_embed``: see
+        :meth:`forward_features`."""
         self.check_input(x)
         patch_time = self.patch_size[1]
         if not statically_known_true(x.shape[1] >= patch_time):
@@ -448,11 +424,15 @@ class AST(nn.Module):
         grid = self.grid(x.shape[1])
         patches = self.patch_embed(x)
         batch = patches.shape[0]
+        if masked is not None:
+            mask_embed = mask_embed.to(patches.dtype)
+            patches = torch.where(masked.unsqueeze(-1), mask_embed, patches)
         pos = self.pos_embed_for(grid)
         # positions are added before patchout, so kept patches carry their
         # own; [CLS] and [DIST] are always kept
         patches = patches + pos[:, NUM_TOKENS:]
-        if self.training and (self.patchout_time or self.patchout_freq):
+        drop = self.patchout_time or self.patchout_freq
+        if self.training and drop and masked is None:
             patches, grid = patchout(
                 patches, grid, self.patchout_time, self.patchout_freq
             )
@@ -476,7 +456,9 @@ class AST(nn.Module):
                 hidden_states.append(x)
         return self.norm(x), hidden_states, grid
 
-    def forward_features(self, x, return_hidden_states=False):
+    def forward_features(
+        self, x, return_hidden_states=False, masked=None, mask_embed=None
+    ):
         """All tokens after the final norm.
 
         Arguments
@@ -485,6 +467,12 @@ class AST(nn.Module):
             Features ``[batch, time, input_fdim]``.
         return_hidden_states : bool
             Also return the output of every block (before the final norm).
+        masked : torch.Tensor, optional
+            ``[batch, f_dim * t_dim]`` bool: the patches whose embeddings
+            are replaced by ``mask_embed`` before the positions are added
+            (masked patch modelling, as SSAST pretrains); no patchout then.
+        mask_embed : torch.Tensor, optional
+            ``[1, 1, embed_dim]``, the embedding of a masked patch.
 
         Returns
         -------
@@ -499,7 +487,9 @@ class AST(nn.Module):
         kept grid, ``2 + (f_dim - patchout_freq) * (t_dim -
         patchout_time)`` tokens.
         """
-        x, hidden_states, _ = self._tokens(x, return_hidden_states)
+        x, hidden_states, _ = self._tokens(
+            x, return_hidden_states, masked=masked, mask_embed=mask_embed
+        )
         if return_hidden_states:
             return x, hidden_states
         return x
@@ -554,44 +544,3 @@ class AST(nn.Module):
             tokens.shape[0], f_dim, t_dim, self.embed_dim
         )
         return patches.mean(dim=1)
-
-
-class ASTHead(nn.Sequential):
-    """AST's classification head: LayerNorm + Linear on the pooled embedding.
-
-    Keys ``0.*`` (LayerNorm) and ``1.*`` (Linear) equal the reference
-    ``mlp_head.*``. It returns logits: sigmoid for multi-label tasks,
-    softmax / cross-entropy for single-label ones.
-
-    Arguments
-    ---------
-    embed_dim : int
-        Width of the embedding.
-    n_classes : int
-        Number of classes.
-    norm_eps : float
-        LayerNorm epsilon (1e-5 in the reference, PyTorch's default).
-
-    Example
-    -------
-    >>> head = ASTHead(64, 10)
-    >>> head(torch.randn(3, 64)).shape
-    torch.Size([3, 10])
-    """
-
-    def __init__(self, embed_dim, n_classes, norm_eps=1e-5):
-        if n_classes < 1 or embed_dim < 1:
-            raise ValueError(
-                "ASTHead needs embed_dim >= 1 and n_classes >= 1; got "
-                f"embed_dim={embed_dim}, n_classes={n_classes}."
-            )
-        super().__init__(
-            nn.LayerNorm(embed_dim, eps=norm_eps),
-            nn.Linear(embed_dim, n_classes),
-        )
-        # the constructor arguments: what model folders rebuild it from
-        self.config = dict(
-            embed_dim=int(embed_dim),
-            n_classes=int(n_classes),
-            norm_eps=float(norm_eps),
-        )

@@ -1,11 +1,14 @@
 """The one positional-embedding adaptation of AST.
 
-AST's positional embedding lives on a 2-D grid of patches (frequency x time).
+AST's positional embedding holds the [CLS] and [DIST] tokens' entries, then
+those of a 2-D grid of patches (frequency x time).
 When the grid changes (ImageNet DeiT 24 x 24 -> AST 12 x 101, an AudioSet
 checkpoint's 12 x 101 -> a shorter task, or a runtime input of another
 length) the embedding is adapted by the reference rule: time axis first
 (centre cut when shrinking, interpolation when growing), then frequency the
-same way. This module is the only place that rule is written. It has no
+same way; the tokens' entries are kept (:func:`adapt_token_pos_embed`),
+and in eval mode the result is cached (:func:`cached_token_pos_embed`).
+This module is the only place that rule is written. It has no
 Python branch on the new sizes, so it also runs inside a graph traced with
 a dynamic time axis (the lobe's ONNX export).
 
@@ -17,6 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
+__all__ = [
+    "NUM_TOKENS",
+    "adapt_pos_embed",
+    "adapt_token_pos_embed",
+    "cached_token_pos_embed",
+]
+
+NUM_TOKENS = 2  # [CLS] and [DIST], before the patches
 METHODS = ("bilinear", "nearest")
 
 
@@ -132,3 +143,102 @@ def adapt_pos_embed(patch_pos, src_grid, dst_grid, method="bilinear"):
     grid = _resize_axis(grid, dst_f, 2, method)
     grid = grid.reshape(batch, dim, dst_f * dst_t)
     return grid.transpose(1, 2).contiguous()
+
+
+def adapt_token_pos_embed(pos, src_grid, dst_grid, method="bilinear"):
+    """A lobe's whole ``pos_embed`` ([CLS], [DIST], then the patch grid)
+    moved to another patch grid: the tokens' embeddings kept, the patches'
+    adapted with :func:`adapt_pos_embed`.
+
+    Arguments
+    ---------
+    pos : torch.Tensor
+        ``[1, 2 + f * t, D]`` for ``src_grid`` ``(f, t)``.
+    src_grid, dst_grid : tuple of int
+        ``(frequency, time)`` patches before and after.
+    method : str
+        ``"bilinear"`` or ``"nearest"`` where an axis grows.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[1, 2 + f' * t', D]``.
+
+    Example
+    -------
+    >>> adapt_token_pos_embed(
+    ...     torch.zeros(1, 2 + 12 * 101, 8), (12, 101), (12, 5)
+    ... ).shape
+    torch.Size([1, 62, 8])
+    """
+    patch_pos = adapt_pos_embed(pos[:, NUM_TOKENS:], src_grid, dst_grid, method)
+    return torch.cat([pos[:, :NUM_TOKENS], patch_pos], dim=1)
+
+
+def cached_token_pos_embed(pos, src_grid, dst_grid, cache, training=False):
+    """A lobe's ``pos_embed`` for a patch grid: itself on ``src_grid``, else
+    :func:`adapt_token_pos_embed`'s result, kept in ``cache`` in eval mode.
+
+    An entry of ``cache`` (``{grid: (source, version, adapted)}``) is used
+    while the source keeps its storage, version, dtype and device, so an
+    optimiser step, ``load_state_dict`` or ``.to()`` invalidates it; the
+    source is kept alive in the entry, so its storage address cannot be
+    reused by another tensor meanwhile. Training mode (the parameter changes
+    every step: the cache is emptied), autograd through ``pos`` and tracing
+    (a graph adapts for any length) adapt anew and store nothing.
+
+    Arguments
+    ---------
+    pos : torch.Tensor
+        ``[1, 2 + f * t, D]`` for ``src_grid`` ``(f, t)``.
+    src_grid, dst_grid : tuple of int
+        The grid ``pos`` is built for and the one wanted (its sizes may be
+        symbolic while tracing).
+    cache : dict
+        The lobe's cache, filled and emptied here.
+    training : bool
+        Whether the lobe is in training mode.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[1, 2 + f' * t', D]``.
+
+    Example
+    -------
+    >>> cache, pos = {}, torch.randn(1, 2 + 12 * 12, 8)
+    >>> short = cached_token_pos_embed(pos, (12, 12), (12, 5), cache)
+    >>> short.shape, list(cache)
+    (torch.Size([1, 62, 8]), [(12, 5)])
+    >>> cached_token_pos_embed(pos, (12, 12), (12, 5), cache) is short
+    True
+    """
+    if all(statically_known_true(a == b) for a, b in zip(dst_grid, src_grid)):
+        return pos
+    if training:
+        # the parameter changes every step: entries would only go stale
+        cache.clear()
+        return adapt_token_pos_embed(pos, src_grid, dst_grid)
+    if torch.compiler.is_compiling() or (
+        torch.is_grad_enabled() and pos.requires_grad
+    ):
+        # a traced graph adapts for any length; a gradient must flow
+        # through the adaptation
+        return adapt_token_pos_embed(pos, src_grid, dst_grid)
+    entry = cache.get(dst_grid)
+    if (
+        entry is not None
+        and entry[0].data_ptr() == pos.data_ptr()
+        and entry[1] == pos._version
+        and entry[0].dtype == pos.dtype
+        and entry[0].device == pos.device
+    ):
+        return entry[2]
+    # a plain tensor (not an inference-mode one), with no graph, so that
+    # the entry can be reused outside inference mode and deep-copied
+    with torch.inference_mode(False), torch.no_grad():
+        adapted = adapt_token_pos_embed(pos, src_grid, dst_grid).detach()
+    if len(cache) >= 8:  # a few lengths in use at a time
+        cache.clear()
+    cache[dst_grid] = (pos.detach(), pos._version, adapted)
+    return adapted

@@ -156,7 +156,8 @@ class SSAST(nn.Module):
         return torch.stack(masks).to(device)
 
     def encode_masked(self, feats, mask_index):
-        """Encoder outputs with the masked patch embeddings replaced.
+        """Encoder outputs with the masked patch embeddings replaced
+        (the lobe's own forward, without patchout).
 
         Arguments
         ---------
@@ -170,29 +171,15 @@ class SSAST(nn.Module):
         torch.Tensor
             ``[batch, 2 + num_patches, embed_dim]`` after the final norm.
         """
-        enc = self.encoder
-        enc.check_input(feats)
-        grid = enc.grid(feats.shape[1])
-        patches = enc.patch_embed(feats)
-        batch, num, _ = patches.shape
-        masked = torch.zeros(batch, num, dtype=torch.bool, device=feats.device)
+        self.encoder.check_input(feats)  # before its shape is read
+        f_dim, t_dim = self.encoder.grid(feats.shape[1])
+        masked = torch.zeros(
+            feats.shape[0], f_dim * t_dim, dtype=torch.bool, device=feats.device
+        )
         masked.scatter_(1, mask_index, True)
-        patches = torch.where(
-            masked.unsqueeze(-1), self.mask_embed.to(patches.dtype), patches
+        return self.encoder.forward_features(
+            feats, masked=masked, mask_embed=self.mask_embed
         )
-        pos = enc.pos_embed_for(grid)
-        tokens = torch.cat(
-            [
-                enc.cls_token.expand(batch, -1, -1),
-                enc.dist_token.expand(batch, -1, -1),
-                patches,
-            ],
-            dim=1,
-        )
-        x = enc.pos_drop(tokens + pos)
-        for block in enc.blocks:
-            x = block(x)
-        return enc.norm(x)
 
     def _masked_outputs(self, feats, mask_index):
         """Encoder outputs ``[B, M, D]`` and true patch values ``[B, M, P]``

@@ -68,6 +68,36 @@ def _threshold_counts(score, target):
     return tps, fps
 
 
+def _per_class(scores, targets, area, needs_negatives):
+    """``area(tps, fps, n_pos, n_neg)`` of each class's curve over the
+    distinct thresholds (:func:`_threshold_counts`): ``[C]`` float64, NaN
+    for a class without positives (or, if ``needs_negatives``, without
+    negatives)."""
+    scores, targets = _as_2d(scores, targets)
+    out = torch.full((scores.shape[1],), math.nan, dtype=torch.float64)
+    for c in range(scores.shape[1]):
+        n_pos = targets[:, c].sum()
+        n_neg = targets.shape[0] - n_pos
+        if n_pos == 0 or (needs_negatives and n_neg == 0):
+            continue
+        tps, fps = _threshold_counts(scores[:, c], targets[:, c])
+        out[c] = area(tps, fps, n_pos, n_neg)
+    return out
+
+
+def _precision_recall_area(tps, fps, n_pos, n_neg):
+    precision = tps / (tps + fps)
+    recall = tps / n_pos
+    d_recall = torch.diff(recall, prepend=recall.new_zeros(1))
+    return (d_recall * precision).sum()
+
+
+def _roc_area(tps, fps, n_pos, n_neg):
+    tpr = torch.cat([tps.new_zeros(1), tps / n_pos])
+    fpr = torch.cat([fps.new_zeros(1), fps / n_neg])
+    return torch.trapezoid(tpr, fpr)
+
+
 def accuracy(scores, targets):
     """Top-1 accuracy in [0, 1]: argmax of scores against the target class.
 
@@ -130,18 +160,7 @@ def average_precision(scores, targets):
     >>> round(average_precision(s, t)[0].item(), 4)  # (1 + 2/3) / 2
     0.8333
     """
-    scores, targets = _as_2d(scores, targets)
-    out = torch.full((scores.shape[1],), math.nan, dtype=torch.float64)
-    for c in range(scores.shape[1]):
-        n_pos = targets[:, c].sum()
-        if n_pos == 0:
-            continue
-        tps, fps = _threshold_counts(scores[:, c], targets[:, c])
-        precision = tps / (tps + fps)
-        recall = tps / n_pos
-        d_recall = torch.diff(recall, prepend=recall.new_zeros(1))
-        out[c] = (d_recall * precision).sum()
-    return out
+    return _per_class(scores, targets, _precision_recall_area, False)
 
 
 def roc_auc(scores, targets):
@@ -170,18 +189,7 @@ def roc_auc(scores, targets):
     >>> roc_auc(s, t)[0].item()  # 3 of 4 pairs right, one tie = 1/2
     0.875
     """
-    scores, targets = _as_2d(scores, targets)
-    out = torch.full((scores.shape[1],), math.nan, dtype=torch.float64)
-    for c in range(scores.shape[1]):
-        n_pos = targets[:, c].sum()
-        n_neg = targets.shape[0] - n_pos
-        if n_pos == 0 or n_neg == 0:
-            continue
-        tps, fps = _threshold_counts(scores[:, c], targets[:, c])
-        tpr = torch.cat([tps.new_zeros(1), tps / n_pos])
-        fpr = torch.cat([fps.new_zeros(1), fps / n_neg])
-        out[c] = torch.trapezoid(tpr, fpr)
-    return out
+    return _per_class(scores, targets, _roc_area, True)
 
 
 def _nanmean(values, what):

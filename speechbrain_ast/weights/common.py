@@ -1,8 +1,9 @@
 """What every weight reader shares: the imported checkpoint
 (:class:`ImportedAST`), the weights-only file reader (:func:`load_weights`),
-the lobe's arguments read from its tensors (:func:`lobe_config`) and the
-positional embedding of a state dict moved to another patch grid
-(:func:`adapt_token_pos_embed`).
+the lobe's arguments read from its tensors (:func:`lobe_config`), and,
+for the readers, the model's
+:func:`~speechbrain_ast.model.pos_embed.adapt_token_pos_embed` (a state
+dict's positional embedding moved to another patch grid).
 
 Authors
  * speechbrain-ast developers
@@ -17,11 +18,11 @@ from typing import Optional
 import torch
 
 from speechbrain_ast.features import DATASET_STATS
-from speechbrain_ast.model.lobe import NUM_TOKENS
-from speechbrain_ast.model.pos_embed import adapt_pos_embed
+from speechbrain_ast.model.pos_embed import adapt_token_pos_embed
 
 __all__ = [
     "ImportedAST",
+    # the model's, re-exported: the readers import it from here
     "adapt_token_pos_embed",
     "load_weights",
     "lobe_config",
@@ -240,33 +241,3 @@ def lobe_config(
         qkv_bias="blocks.0.attn.qkv.bias" in lobe_state,
         norm_eps=1e-6,
     )
-
-
-def adapt_token_pos_embed(pos, src_grid, dst_grid, method="bilinear"):
-    """A lobe's ``pos_embed`` ([CLS], [DIST], then the patch grid) moved to
-    another patch grid: the tokens' embeddings kept, the patches' adapted
-    with :func:`~speechbrain_ast.model.pos_embed.adapt_pos_embed`.
-
-    Arguments
-    ---------
-    pos : torch.Tensor
-        ``[1, 2 + f * t, D]`` for ``src_grid`` ``(f, t)``.
-    src_grid, dst_grid : tuple of int
-        ``(frequency, time)`` patches before and after.
-    method : str
-        ``"bilinear"`` or ``"nearest"`` where an axis grows.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[1, 2 + f' * t', D]``.
-
-    Example
-    -------
-    >>> adapt_token_pos_embed(
-    ...     torch.zeros(1, 2 + 12 * 101, 8), (12, 101), (12, 5)
-    ... ).shape
-    torch.Size([1, 62, 8])
-    """
-    patch_pos = adapt_pos_embed(pos[:, NUM_TOKENS:], src_grid, dst_grid, method)
-    return torch.cat([pos[:, :NUM_TOKENS], patch_pos], dim=1)
