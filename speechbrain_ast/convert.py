@@ -7,8 +7,9 @@
     python -m speechbrain_ast.convert SSAST.pth --out DIR --n-classes N
 
 ``SRC`` is a reference-format ``.pth`` (e.g. ``audioset_10_10_0.4593.pth``)
-or a HuggingFace transformers AST folder (``config.json`` + weights, e.g. a
-snapshot of ``MIT/ast-finetuned-audioset-10-10-0.4593``). The folder's
+or a HuggingFace transformers AST folder (``config.json`` + weights), or a
+hub id (``MIT/ast-finetuned-audioset-10-10-0.4593``) or ``https://`` address
+of one, fetched with SpeechBrain's ``fetch`` into the torch hub folder. The folder's
 pipeline reproduces the reference exactly by default: Kaldi fbank, pad or
 cut to the checkpoint's number of frames, the checkpoint's normalisation.
 With ``--native-length`` each clip keeps its own length instead (see
@@ -58,6 +59,7 @@ from speechbrain_ast.inference.model_folder import (
 )
 from speechbrain_ast.weights import (
     build_from_checkpoint,
+    fetch_pretrained,
     is_ssast_checkpoint,
     read_hf_checkpoint,
     read_labels,
@@ -106,7 +108,9 @@ def convert_checkpoint(
     Arguments
     ---------
     src : str
-        A reference ``.pth`` file or a HuggingFace AST folder.
+        A reference ``.pth`` file or a HuggingFace AST folder, or a hub id
+        or web address of one
+        (:func:`speechbrain_ast.weights.fetch.fetch_pretrained`).
     out_dir : str
         The model folder to write (refused if it exists and is not empty,
         unless ``overwrite``).
@@ -166,9 +170,9 @@ def convert_checkpoint(
     >>> sorted(os.listdir(out))[0]
     'classifier.ckpt'
     """
-    src = os.fspath(src)
     out_dir = os.fspath(out_dir)
     check_out_dir(out_dir, overwrite)  # before any reading
+    src = fetch_pretrained(src)  # a hub id or an address: fetched first
     if os.path.isdir(src):
         imported = read_hf_checkpoint(src)
         source_format = "huggingface"
@@ -383,7 +387,8 @@ def _parser():
         "src",
         metavar="SRC",
         help=".pth file, HF folder, or SSAST encoder (.pth or "
-        "ssast_encoder.pt)",
+        "ssast_encoder.pt); or a HuggingFace hub id or https:// address of "
+        "one",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="model folder to write"

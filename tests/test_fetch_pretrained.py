@@ -169,3 +169,29 @@ def test_missing_local_path_names_the_option(name):
 
 def test_local_paths_are_not_fetched(hf_folder):
     assert fetch_pretrained(hf_folder) == os.fspath(hf_folder)
+
+
+def test_convert_takes_a_hub_id(hf_folder, offline_hub, tmp_path, monkeypatch):
+    """``python -m speechbrain_ast.convert OWNER/NAME`` equals converting
+    the local folder."""
+    import torch.hub
+
+    from speechbrain_ast.convert import convert_checkpoint
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    offline_hub(
+        REPO,
+        {
+            name: hf_folder / name
+            for name in ("config.json", "model.safetensors")
+        },
+    )
+    by_id = convert_checkpoint(REPO, tmp_path / "by_id")
+    local = convert_checkpoint(hf_folder, tmp_path / "local")
+    for name in ("embedding_model.ckpt", "classifier.ckpt"):
+        a = torch.load(os.path.join(by_id, name))
+        b = torch.load(os.path.join(local, name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert os.path.isdir(
+        tmp_path / "torch" / "speechbrain_ast" / REPO.replace("/", "--")
+    )
