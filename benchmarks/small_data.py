@@ -30,11 +30,15 @@ manifests the Speech Commands recipe prepares (the same clips for all):
 
 Each run records its per-epoch validation accuracy (the curve), the test
 accuracy of the epoch it keeps, and its wall time; the JSON also records
-the CPU's model name and flags.
+the CPU's model name and flags. ``--splits K`` repeats everything (SSAST
+pretraining included, on each split's own training audio) on the first K
+of six speaker-disjoint splits, each speaker tested once, and adds the
+mean and the spread of each run's test accuracy over the splits.
 
 ::
 
     python benchmarks/small_data.py --out results/small_data.json
+    python benchmarks/small_data.py --splits 3 --out results/small_data_splits.json
     python benchmarks/small_data.py --quick     # a smoke run: 2 epochs, 3 digits
 
 Authors
@@ -53,7 +57,18 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SPLIT = {"valid_speakers": ("theo",), "test_speakers": ("jackson",)}
+# speaker-disjoint splits of FSDD's six speakers: four train, one validates,
+# one is tested; --splits K runs the first K (each speaker tested once in 6)
+SPLITS = [
+    {"valid_speakers": ("theo",), "test_speakers": ("jackson",)},
+    {"valid_speakers": ("lucas",), "test_speakers": ("george",)},
+    {"valid_speakers": ("yweweler",), "test_speakers": ("nicolas",)},
+    {"valid_speakers": ("jackson",), "test_speakers": ("theo",)},
+    {"valid_speakers": ("george",), "test_speakers": ("lucas",)},
+    {"valid_speakers": ("nicolas",), "test_speakers": ("yweweler",)},
+]
+SPLIT = SPLITS[0]
+RUNS = ("scratch", "ssast", "xvector", "scratch_bf16")
 DEFAULT_RECORDINGS = os.path.join(
     ROOT, "..", "shared", "data", "fsdd", "recordings"
 )
@@ -412,6 +427,9 @@ def main(argv=None):
         "--ssast_encoder",
         help="fine-tune from this ssast_encoder.pt instead of pretraining",
     )
+    parser.add_argument(
+        "--splits", type=int, default=1, help="speaker splits (1 to 6)"
+    )
     parser.add_argument("--bf16", action="store_true", help="also bf16")
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument(
@@ -423,8 +441,56 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.ssast_epochs < 1:
         parser.error("--epochs and --ssast_epochs must be at least 1")
+    if not 1 <= args.splits <= len(SPLITS):
+        parser.error(f"--splits is 1 to {len(SPLITS)}, got {args.splits}")
+    if args.splits > 1 and (args.ssast_encoder or args.fit_check):
+        parser.error("--ssast_encoder and --fit_check take one split")
     if not os.path.isdir(args.recordings):
         parser.error(f"--recordings {args.recordings!r} is not a folder")
+    work = args.work or tempfile.mkdtemp(prefix="small_data_")
+    if args.splits == 1:
+        results = run_split(args, SPLITS[0], work)
+    else:
+        runs = [
+            run_split(args, split, os.path.join(work, f"split{i}"))
+            for i, split in enumerate(SPLITS[: args.splits])
+        ]
+        results = {"cpu": runs[0]["cpu"], "splits": runs}
+        results["summary"] = summarize(runs)
+        print(f"\n{'run':14s} {'mean':>6s} {'std':>6s}  test acc per split")
+        for name, row in results["summary"].items():
+            each = " ".join(f"{v:.3f}" for v in row["test_acc"])
+            print(f"{name:14s} {row['mean']:6.3f} {row['std']:6.3f}  {each}")
+    return _write(results, args.out)
+
+
+def summarize(runs):
+    """Mean and (population) standard deviation of each run's test
+    accuracy over the splits.
+
+    Example
+    -------
+    >>> summarize(
+    ...     [{"scratch": {"test_acc": 0.8}}, {"scratch": {"test_acc": 0.9}}]
+    ... )["scratch"]["mean"]
+    0.85
+    """
+    summary = {}
+    for name in RUNS:
+        values = [r[name]["test_acc"] for r in runs if name in r]
+        if values:
+            mean = sum(values) / len(values)
+            var = sum((v - mean) ** 2 for v in values) / len(values)
+            summary[name] = {
+                "mean": round(mean, 4),
+                "std": round(var**0.5, 4),
+                "test_acc": values,
+            }
+    return summary
+
+
+def run_split(args, split, work):
+    """Every run on one speaker split; the results of the split."""
     from deploy import cpu_record
 
     from speechbrain_ast.testing.fsdd_speech_commands import (
@@ -435,7 +501,6 @@ def main(argv=None):
     digits = (0, 1, 2) if args.quick else tuple(range(10))
     epochs = 2 if args.quick else args.epochs
     ssast_epochs = 1 if args.quick else args.ssast_epochs
-    work = args.work or tempfile.mkdtemp(prefix="small_data_")
     data = os.path.join(work, "data")
     if not os.path.isdir(data):
         make_fsdd_speech_commands(
@@ -443,7 +508,7 @@ def main(argv=None):
             data,
             digits=digits,
             takes=5 if args.quick else None,
-            **SPLIT,
+            **split,
         )
     quick = ["--embed_dim", "32", "--depth", "1", "--num_heads", "2"]
     quick = quick if args.quick else []
@@ -452,7 +517,7 @@ def main(argv=None):
     results = {
         "cpu": cpu_record(),
         "epochs": epochs,
-        "split": SPLIT,
+        "split": split,
         "seed": args.seed,
     }
     scratch = os.path.join(work, "scratch")
@@ -470,7 +535,7 @@ def main(argv=None):
             clips=32 if args.quick else 256,
             steps=2 if args.quick else 200,
         )
-        return _write(results, args.out)
+        return results
     results["scratch"] = recipe_run(data, scratch, epochs, len(digits), quick)
     print("scratch", results["scratch"], flush=True)
     manifests = os.path.join(scratch, "manifests")
@@ -508,7 +573,7 @@ def main(argv=None):
         )
         print("scratch_bf16", results["scratch_bf16"], flush=True)
     print(f"\n{'run':14s} {'test acc':>9s} {'minutes':>8s}  valid curve")
-    for name in ("scratch", "ssast", "xvector", "scratch_bf16"):
+    for name in RUNS:
         if name in results:
             r = results[name]
             curve = " ".join(f"{v:.2f}" for v in r["valid_curve"])
@@ -516,7 +581,7 @@ def main(argv=None):
                 f"{name:14s} {r['test_acc']:9.3f} {r['seconds'] / 60:8.1f}  "
                 f"{curve}"
             )
-    return _write(results, args.out)
+    return results
 
 
 def _write(results, out):

@@ -42,3 +42,26 @@ def test_bad_arguments_are_usage_errors(tmp_path):
     assert err.value.code == 2
     with pytest.raises(SystemExit):
         small_data.main(["--epochs", "0"])
+
+
+def test_splits_give_mean_and_spread(tmp_path):
+    recordings = fsdd_recordings(str(tmp_path / "rec"))
+    out = tmp_path / "splits.json"
+    small_data.main(
+        [
+            "--quick", "--splits", "2", "--skip", "ssast,xvector",
+            "--recordings", recordings,
+            "--out", str(out),
+            "--work", str(tmp_path / "work"),
+        ]
+    )  # fmt: skip
+    results = json.loads(out.read_text())
+    tested = [r["split"]["test_speakers"] for r in results["splits"]]
+    assert tested == [["jackson"], ["george"]]
+    accs = [r["scratch"]["test_acc"] for r in results["splits"]]
+    summary = results["summary"]["scratch"]
+    assert summary["test_acc"] == accs
+    assert summary["mean"] == pytest.approx(sum(accs) / 2, abs=1e-4)
+    assert summary["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2, abs=1e-4)
+    with pytest.raises(SystemExit):
+        small_data.main(["--splits", "7"])
