@@ -121,6 +121,16 @@ def _match(path, pattern, name):
     return match.group(1) if match.groups() else match.group(0)
 
 
+def _clip(path, label, group_pattern=None):
+    """A clip of one class found by its file (its split chosen later)."""
+    return {
+        "wav": path,
+        "labels": [label],
+        "group": _group_of(path, group_pattern),
+        "split": "",
+    }
+
+
 def read_class_folders(data_folder, group_pattern=None):
     """Clips of the one-sub-folder-per-class layout.
 
@@ -179,15 +189,7 @@ def read_class_folders(data_folder, group_pattern=None):
                 f"audio files ({', '.join(AUDIO_EXTENSIONS)}): add clips or "
                 "remove the folder."
             )
-        clips += [
-            {
-                "wav": path,
-                "labels": [name],
-                "group": _group_of(path, group_pattern),
-                "split": "",
-            }
-            for path in files
-        ]
+        clips += [_clip(path, name, group_pattern) for path in files]
     return clips
 
 
@@ -222,12 +224,7 @@ def read_named_files(data_folder, label_pattern, group_pattern=None):
             f"{data_folder} has no audio files ({', '.join(AUDIO_EXTENSIONS)})."
         )
     return [
-        {
-            "wav": path,
-            "labels": [_match(path, label_pattern, "label_pattern")],
-            "group": _group_of(path, group_pattern),
-            "split": "",
-        }
+        _clip(path, _match(path, label_pattern, "label_pattern"), group_pattern)
         for path in files
     ]
 
@@ -683,8 +680,9 @@ def stats_file(save_folder, target_length):
     return path
 
 
-def choose_settings(info, save_folder, given, encoder=None):
-    """The data-dependent settings not given on the command line.
+def choose_settings(info, save_folder, given, encoder=None, path=None):
+    """The data-dependent settings not given on the command line; with
+    ``path``, also written there (read back by :func:`read_settings`).
 
     Arguments
     ---------
@@ -697,6 +695,8 @@ def choose_settings(info, save_folder, given, encoder=None):
     encoder : str, optional
         An SSAST encoder file: the lobe's width, depth, heads and patches
         are its, the strides those the SSAST reference fine-tunes with.
+    path : str, optional
+        A json file (``chosen_settings.json``): key -> ``{"value", "why"}``.
 
     Returns
     -------
@@ -751,4 +751,45 @@ def choose_settings(info, save_folder, given, encoder=None):
         why = "the SSAST reference's fine-tuning strides for these patches"
         choose("fstride", fstride, why)
         choose("tstride", tstride, why)
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(
+                {k: {"value": v, "why": w} for k, (v, w) in chosen.items()},
+                f,
+                indent=2,
+            )
     return chosen
+
+
+def read_settings(path):
+    """The settings :func:`choose_settings` wrote.
+
+    Arguments
+    ---------
+    path : str
+        Its json file.
+
+    Returns
+    -------
+    dict
+        key -> ``(value, how it was chosen)``, in the order chosen.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "chosen_settings.json")
+    >>> info = {
+    ...     "classes": ["a", "b"],
+    ...     "multi_label": False,
+    ...     "durations": {"p95": 1.0},
+    ... }
+    >>> given = {"norm_mean": -4.0, "norm_std": 4.0}
+    >>> chosen = choose_settings(info, "unused", given, path=path)
+    >>> read_settings(path) == chosen
+    True
+    >>> read_settings(path)["target_length"]
+    (112, '95 % of the training clips last at most 1.00 s')
+    """
+    with open(path, encoding="utf-8") as f:
+        return {k: (v["value"], v["why"]) for k, v in json.load(f).items()}

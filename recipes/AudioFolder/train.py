@@ -32,11 +32,11 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 from audiofolder_prepare import (
     LABEL_SEPARATOR,
     choose_settings,
     prepare_audio_folder,
+    read_settings,
 )
 from audiofolder_report import classification_report, write_report
 from hyperpyyaml import load_hyperpyyaml, resolve_references
@@ -45,9 +45,10 @@ from ruamel.yaml import YAML
 import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.data.audio import load_audio
-from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.inference import export_trained_model
 from speechbrain_ast.training import ddp
-from speechbrain_ast.training.metrics import classification_stats
+from speechbrain_ast.training.losses import classification_loss
+from speechbrain_ast.training.metrics import evaluation_stats
 from speechbrain_ast.training.recipe import parse_arguments, user_errors
 from speechbrain_ast.weights import fetch_pretrained, init_from_pretrained
 
@@ -89,25 +90,13 @@ class AudioFolderBrain(sb.core.Brain):
         noise_roll = getattr(self.hparams, "noise_roll", None)  # SSAST's
         if train and noise_roll is not None:
             feats = noise_roll(feats)
-        embedding_model = self.modules.embedding_model
-        classifier = self.modules.classifier
-        if not train:
-            embedding_model = ddp.unwrap(embedding_model)
-            classifier = ddp.unwrap(classifier)
-        return classifier(embedding_model(feats)), targets
+        modules = self.modules if train else ddp.unwrapped(self.modules)
+        return modules.classifier(modules.embedding_model(feats)), targets
 
     def compute_objectives(self, predictions, batch, stage):
         """The loss; outside training also collects scores for metrics."""
         logits, targets = predictions
-        logits = logits.float()
-        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
-            loss = F.cross_entropy(logits, targets)
-            scores = torch.softmax(logits, dim=-1)
-        elif self.hparams.loss == "bce":
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-            scores = torch.sigmoid(logits)
-        else:
-            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
+        loss, scores = classification_loss(logits, targets, self.hparams.loss)
         if stage != sb.Stage.TRAIN:
             self.evaluation.append(batch.id, scores, targets, loss)
         return loss
@@ -142,12 +131,7 @@ class AudioFolderBrain(sb.core.Brain):
             self.train_loss = stage_loss
             return
         result = self.evaluation.gather()
-        stats = {"loss": result["loss"]}
-        stats.update(
-            classification_stats(
-                result["scores"], result["targets"], self.hparams.multi_label
-            )
-        )
+        stats = evaluation_stats(result, self.hparams.multi_label)
         key = "mAP" if self.hparams.multi_label else "acc"
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
@@ -252,10 +236,11 @@ if __name__ == "__main__":
         encoder = hparams["ssl_pretrain"] and fetch_pretrained(
             hparams["ssl_pretrain"], pretrained, name="ssl_pretrain"
         )
-        # statistics computed once, on the main process
-        args = [info, hparams["save_folder"], given, encoder]
+        # chosen once, on the main process (the statistics computed there)
+        path = os.path.join(hparams["output_folder"], "chosen_settings.json")
+        args = [info, hparams["save_folder"], given, encoder, path]
         run_on_main(choose_settings, args=args)
-        chosen = choose_settings(*args)
+        chosen = read_settings(path)
     settings = {key: value for key, (value, _) in chosen.items()}
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, {**given, **settings})
@@ -267,17 +252,6 @@ if __name__ == "__main__":
     logger.info("hparams file: %s", hparams_file)
     for key, (value, why) in chosen.items():
         logger.info("chosen: %s = %s (%s)", key, value, why)
-    if if_main_process():
-        with open(
-            os.path.join(hparams["output_folder"], "chosen_settings.json"),
-            "w",
-            encoding="utf-8",
-        ) as f:
-            json.dump(
-                {k: {"value": v, "why": w} for k, (v, w) in chosen.items()},
-                f,
-                indent=2,
-            )
 
     with user_errors():
         datasets, files = dataio_prepare(hparams, info["classes"])
@@ -315,16 +289,12 @@ if __name__ == "__main__":
         max_key=key,
         test_loader_kwargs=hparams["test_dataloader_options"],
     )
-    if hparams["export_model"] and if_main_process():
-        folder = export_model_folder(
+    if hparams["export_model"]:
+        export_trained_model(
             os.path.join(hparams["output_folder"], "model"),
-            hparams["embedding_model"],
-            hparams["classifier"],
+            hparams["modules"],
+            hparams["mean_var_norm"],
             info["classes"],
-            frontend_kwargs={"target_length": hparams["target_length"]},
-            norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
             multi_label=hparams["multi_label"],
-            overwrite=True,
         )
-        logger.info("Model exported to %s", folder)
     ddp.end_ddp()

@@ -26,24 +26,18 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 from audioset_prepare import prepare_audioset
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
-from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
-from speechbrain.utils.checkpoints import average_checkpoints
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.data.prepare import check_manifests
 from speechbrain_ast.data.shards import make_shard_loaders
-from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.inference import export_trained_model
 from speechbrain_ast.training import ddp
-from speechbrain_ast.training.labels import (
-    MultiHotEncoder,
-    balanced_sample_weights,
-)
-from speechbrain_ast.training.metrics import classification_stats
+from speechbrain_ast.training.labels import MultiHotEncoder, balanced_sampler
+from speechbrain_ast.training.losses import classification_loss
 from speechbrain_ast.training.recipe import (
     log_evaluation,
     parse_arguments,
@@ -82,27 +76,15 @@ class AudioSetBrain(sb.core.Brain):
         feats = self.hparams.mean_var_norm(feats)
 
         # evaluation: no DDP wrapper, so ranks need not step together
-        embedding_model = self.modules.embedding_model
-        classifier = self.modules.classifier
-        if not train:
-            embedding_model = ddp.unwrap(embedding_model)
-            classifier = ddp.unwrap(classifier)
-        logits = classifier(embedding_model(feats))
+        modules = self.modules if train else ddp.unwrapped(self.modules)
+        logits = modules.classifier(modules.embedding_model(feats))
         return logits, targets
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy with soft targets (``loss: ce``) or binary
         cross-entropy (``bce``); outside training the scores are kept."""
         logits, targets = predictions
-        logits = logits.float()
-        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
-            loss = F.cross_entropy(logits, targets)
-            scores = torch.softmax(logits, dim=-1)
-        elif self.hparams.loss == "bce":
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-            scores = torch.sigmoid(logits)
-        else:
-            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
+        loss, scores = classification_loss(logits, targets, self.hparams.loss)
         if stage != sb.Stage.TRAIN:
             self.evaluation.append(batch.id, scores, targets, loss)
         return loss
@@ -134,27 +116,10 @@ class AudioSetBrain(sb.core.Brain):
         ``(first, last)``, the mean weights of those epochs' checkpoints
         (also saved in ``<save_folder>/averaged_epochs_<first>-<last>/``)."""
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
-        if self.average_epochs is None:
-            return
-        first, last = self.average_epochs
-        checkpoints = self.checkpointer.find_checkpoints(
-            ckpt_predicate=lambda c: first <= c.meta.get("epoch", 0) <= last
-        )
-        if len(checkpoints) != last - first + 1:
-            raise ValueError(
-                f"weight averaging of epochs {first}-{last} needs one "
-                f"checkpoint per epoch, found {len(checkpoints)} in "
-                f"{self.checkpointer.checkpoints_dir}: keep them (ckpt_keep)."
+        if self.average_epochs is not None:
+            self.checkpointer.recover_epoch_average(
+                *self.average_epochs, self.modules, self.hparams.save_folder
             )
-        out = os.path.join(
-            self.hparams.save_folder, f"averaged_epochs_{first}-{last}"
-        )
-        os.makedirs(out, exist_ok=True)
-        for name in ("embedding_model", "classifier"):
-            state = average_checkpoints(checkpoints, name)
-            ddp.unwrap(self.modules[name]).load_state_dict(state)
-            if if_main_process():
-                torch.save(state, os.path.join(out, f"{name}.ckpt"))
 
     def on_stage_start(self, stage, epoch=None):
         """A fresh collector for the evaluation stages."""
@@ -165,20 +130,17 @@ class AudioSetBrain(sb.core.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             return
-        result = self.evaluation.gather()
-        stats = {"loss": result["loss"]}
-        stats.update(
-            classification_stats(
-                result["scores"], result["targets"], multi_label=True
-            )
-        )
         if stage == sb.Stage.TEST:
             epoch = self.hparams.epoch_counter.current
+        # metrics.jsonl (and the test predictions) before the checkpoint
+        result = self.evaluation.gather()
+        stats = log_evaluation(
+            self.hparams.output_folder, stage, epoch, result, multi_label=True
+        )
+        if stage == sb.Stage.TEST:
             self.hparams.train_logger.log_stats(
                 {"Epoch loaded": epoch}, test_stats=stats
             )
-        # metrics.jsonl (and the test predictions) before the checkpoint
-        log_evaluation(self.hparams.output_folder, stage, epoch, stats, result)
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -196,9 +158,10 @@ class AudioSetBrain(sb.core.Brain):
             )
 
 
-def read_encoder(labels_file, n_classes):
-    """The multi-hot encoder of ``class_labels_indices.csv``, checked
-    against ``n_classes``."""
+def read_encoder(folder, n_classes):
+    """The multi-hot encoder of ``<folder>/class_labels_indices.csv``,
+    checked against ``n_classes``."""
+    labels_file = os.path.join(folder, "class_labels_indices.csv")
     if not os.path.isfile(labels_file):
         raise FileNotFoundError(
             f"{labels_file} is missing: --shards must be the --save_folder "
@@ -218,10 +181,7 @@ def dataio_prepare(hparams):
     """The train and eval datasets (``id``, ``sig``, multi-hot ``target``)
     and the multi-hot encoder."""
     manifests = hparams["manifest_folder"]
-    encoder = read_encoder(
-        os.path.join(manifests, "class_labels_indices.csv"),
-        hparams["n_classes"],
-    )
+    encoder = read_encoder(manifests, hparams["n_classes"])
 
     # "sig" and "target" are dynamic items: not names of manifest columns
     @sb.utils.data_pipeline.takes("wav")
@@ -244,19 +204,7 @@ def dataio_prepare(hparams):
             dynamic_items=[audio_pipeline, label_pipeline],
             output_keys=["id", "sig", "target"],
         )
-    return datasets, encoder
-
-
-def balanced_sampler(train_set, encoder, seed):
-    """AudioSet's per-clip weights (rare labels drawn more often) in a
-    reproducible weighted sampler, replacing shuffling."""
-    with train_set.output_keys_as(["labels"]):
-        label_lists = [item["labels"].split(",") for item in train_set]
-    weights = balanced_sample_weights(label_lists, encoder)
-    logger.info("Balanced sampler over %d clips", len(weights))
-    return ReproducibleWeightedRandomSampler(
-        weights.double(), num_samples=len(weights), replacement=True, seed=seed
-    )
+    return datasets["train"], datasets["eval"], encoder
 
 
 if __name__ == "__main__":
@@ -277,10 +225,7 @@ if __name__ == "__main__":
     with user_errors():
         if hparams["shards"]:
             # streamed from make_shards.py's tar shards: no preparation
-            encoder = read_encoder(
-                os.path.join(hparams["shards"], "class_labels_indices.csv"),
-                hparams["n_classes"],
-            )
+            encoder = read_encoder(hparams["shards"], hparams["n_classes"])
             loaders = make_shard_loaders(
                 hparams["shards"],
                 encoder,
@@ -294,8 +239,6 @@ if __name__ == "__main__":
             train_data, eval_data = loaders["train"], loaders["eval"]
             # a killed run resumes mid-epoch where the loader stopped
             hparams["checkpointer"].add_recoverable("train_loader", train_data)
-            # the shard loaders batch, shuffle and split over ranks
-            fit_options, test_options = {}, {}
         else:
             if not hparams["data_folder"]:
                 raise ValueError(
@@ -313,21 +256,16 @@ if __name__ == "__main__":
                     "skip_prep": hparams["skip_prep"],
                 },
             )
-            datasets, encoder = dataio_prepare(hparams)
-            train_data, eval_data = datasets["train"], datasets["eval"]
-            train_options = dict(hparams["train_dataloader_options"])
+            train_data, eval_data, encoder = dataio_prepare(hparams)
+            # AudioSet's per-clip weights (rare labels drawn more often)
             if hparams["balanced_sampler"]:
+                with train_data.output_keys_as(["labels"]):
+                    labels = [x["labels"].split(",") for x in train_data]
+                train_options = hparams["train_dataloader_options"]
                 train_options.pop("shuffle", None)
                 train_options["sampler"] = balanced_sampler(
-                    train_data, encoder, hparams["seed"]
+                    labels, encoder, hparams["seed"]
                 )
-            fit_options = {
-                "train_loader_kwargs": train_options,
-                "valid_loader_kwargs": hparams["test_dataloader_options"],
-            }
-            test_options = {
-                "test_loader_kwargs": hparams["test_dataloader_options"]
-            }
         if if_main_process():
             encoder.save(os.path.join(hparams["save_folder"], "labels.txt"))
         loaded = init_from_pretrained(
@@ -350,33 +288,33 @@ if __name__ == "__main__":
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    # the reference validates on the eval set every epoch; so do we
-    brain.fit(hparams["epoch_counter"], train_data, eval_data, **fit_options)
-    brain.evaluate(eval_data, max_key="mAP", **test_options)
+    # the reference validates on the eval set every epoch; so do we (the
+    # shards' loaders batch, shuffle and split over ranks: no options used)
+    brain.fit(
+        hparams["epoch_counter"],
+        train_data,
+        eval_data,
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    test_options = hparams["test_dataloader_options"]
+    brain.evaluate(eval_data, max_key="mAP", test_loader_kwargs=test_options)
     if hparams["weight_averaging"]:
-        predictions = os.path.join(
-            hparams["output_folder"], "test_predictions.pt"
-        )
+        predictions = os.path.join(hparams["output_folder"], "test_predictions")
         if if_main_process():
-            os.replace(
-                predictions, predictions.replace(".pt", "_best_epoch.pt")
-            )
+            os.replace(predictions + ".pt", predictions + "_best_epoch.pt")
         first, last = hparams["wa_start"], hparams["wa_end"]
         brain.average_epochs = (first, last)
         hparams["train_logger"].log_stats(
             {"weight averaging of epochs": f"{first}-{last}"}
         )
-        brain.evaluate(eval_data, **test_options)
-    if hparams["export_model"] and if_main_process():
-        folder = export_model_folder(
+        brain.evaluate(eval_data, test_loader_kwargs=test_options)
+    if hparams["export_model"]:
+        export_trained_model(
             os.path.join(hparams["output_folder"], "model"),
-            hparams["embedding_model"],
-            hparams["classifier"],
+            hparams["modules"],
+            hparams["mean_var_norm"],
             encoder.labels,
-            frontend_kwargs={"target_length": hparams["target_length"]},
-            norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
             multi_label=hparams["multi_label"],
-            overwrite=True,
         )
-        logger.info("Model exported to %s", folder)
     ddp.end_ddp()

@@ -29,12 +29,12 @@ from esc50_prepare import class_names, prepare_esc50
 from hyperpyyaml import load_hyperpyyaml
 
 import speechbrain as sb
-from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.distributed import run_on_main
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.data.prepare import check_manifests
-from speechbrain_ast.inference import export_model_folder
+from speechbrain_ast.inference import export_trained_model
 from speechbrain_ast.training import ddp
-from speechbrain_ast.training.metrics import classification_stats
+from speechbrain_ast.training.losses import classification_loss
 from speechbrain_ast.training.recipe import (
     log_evaluation,
     parse_arguments,
@@ -73,27 +73,15 @@ class ESC50Brain(sb.core.Brain):
         feats = self.hparams.mean_var_norm(feats)
 
         # evaluation: no DDP wrapper, so ranks need not step together
-        embedding_model = self.modules.embedding_model
-        classifier = self.modules.classifier
-        if not train:
-            embedding_model = ddp.unwrap(embedding_model)
-            classifier = ddp.unwrap(classifier)
-        logits = classifier(embedding_model(feats))
+        modules = self.modules if train else ddp.unwrapped(self.modules)
+        logits = modules.classifier(modules.embedding_model(feats))
         return logits, targets
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy with soft targets (``loss: ce``) or binary
         cross-entropy (``bce``); outside training the scores are kept."""
         logits, targets = predictions
-        logits = logits.float()
-        if self.hparams.loss == "ce":  # soft targets: one-hot or mixed
-            loss = F.cross_entropy(logits, targets)
-            scores = torch.softmax(logits, dim=-1)
-        elif self.hparams.loss == "bce":
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-            scores = torch.sigmoid(logits)
-        else:
-            raise ValueError(f"loss is ce or bce, not {self.hparams.loss!r}")
+        loss, scores = classification_loss(logits, targets, self.hparams.loss)
         if stage != sb.Stage.TRAIN:
             self.evaluation.append(batch.id, scores, targets, loss)
         return loss
@@ -127,16 +115,16 @@ class ESC50Brain(sb.core.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             return
-        result = self.evaluation.gather()
-        stats = {"loss": result["loss"]}
-        stats.update(classification_stats(result["scores"], result["targets"]))
         if stage == sb.Stage.TEST:
             epoch = self.hparams.epoch_counter.current
+        # metrics.jsonl (and the test predictions) before the checkpoint
+        stats = log_evaluation(
+            self.hparams.output_folder, stage, epoch, self.evaluation.gather()
+        )
+        if stage == sb.Stage.TEST:
             self.hparams.train_logger.log_stats(
                 {"Epoch loaded": epoch}, test_stats=stats
             )
-        # metrics.jsonl (and the test predictions) before the checkpoint
-        log_evaluation(self.hparams.output_folder, stage, epoch, stats, result)
         if stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -258,16 +246,12 @@ if __name__ == "__main__":
         max_key="acc",
         test_loader_kwargs=hparams["test_dataloader_options"],
     )
-    if hparams["export_model"] and if_main_process():
-        folder = export_model_folder(
+    if hparams["export_model"]:
+        export_trained_model(
             os.path.join(hparams["output_folder"], "model"),
-            hparams["embedding_model"],
-            hparams["classifier"],
+            hparams["modules"],
+            hparams["mean_var_norm"],
             labels,
-            frontend_kwargs={"target_length": hparams["target_length"]},
-            norm_stats=(hparams["norm_mean"], hparams["norm_std"]),
             multi_label=hparams["multi_label"],
-            overwrite=True,
         )
-        logger.info("Model exported to %s", folder)
     ddp.end_ddp()

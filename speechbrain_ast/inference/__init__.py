@@ -7,6 +7,7 @@ from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import (
     ModelFolderPretrainer,
     export_model_folder,
+    export_trained_model,
     sized_label_encoder,
 )
 
@@ -14,5 +15,6 @@ __all__ = [
     "ASTAudioClassifier",
     "ModelFolderPretrainer",
     "export_model_folder",
+    "export_trained_model",
     "sized_label_encoder",
 ]

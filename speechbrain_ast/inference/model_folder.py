@@ -12,12 +12,14 @@ Authors
  * speechbrain-ast developers
 """
 
+import logging
 import os
 from functools import partial
 
 import torch
 
 from speechbrain.dataio.encoder import CategoricalEncoder
+from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 from speechbrain_ast.inference.hyperparams import (
@@ -29,6 +31,7 @@ from speechbrain_ast.weights.common import load_weights
 __all__ = [
     "ModelFolderPretrainer",
     "export_model_folder",
+    "export_trained_model",
     "sized_label_encoder",
     "load_state_strict",
     "load_label_encoder_strict",
@@ -36,6 +39,8 @@ __all__ = [
     "check_model_folder",
     "check_out_dir",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: The files a model folder consists of.
 MODEL_FILES = (
@@ -414,6 +419,65 @@ def export_model_folder(
         write(tmp)
         os.replace(tmp, os.path.join(out_dir, name))
     return out_dir
+
+
+def export_trained_model(out_dir, modules, normalization, labels, multi_label):
+    """The model folder of a trained recipe, written by the main process
+    with :func:`export_model_folder` (the model files of an earlier export
+    replaced): the frontend pads or cuts to the lobe's ``input_tdim``, the
+    statistics are the training's normalisation's.
+
+    Arguments
+    ---------
+    out_dir : str or os.PathLike
+        The folder to write.
+    modules : mapping of str to torch.nn.Module
+        With the ``embedding_model`` (the AST lobe) and the ``classifier``
+        (e.g. the recipe yaml's ``modules``).
+    normalization : speechbrain_ast.features.FixedNormalization
+        The features' normalisation the model was trained with.
+    labels : sequence of str
+        Class names, index order.
+    multi_label : bool
+        True for sigmoid scores, False for softmax.
+
+    Returns
+    -------
+    str or None
+        The folder; None on the other processes.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_ast.features import FixedNormalization
+    >>> from speechbrain_ast.model import AST, ASTHead
+    >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=2)
+    >>> modules = {"embedding_model": lobe, "classifier": ASTHead(64, 2)}
+    >>> folder = export_trained_model(
+    ...     os.path.join(tempfile.mkdtemp(), "model"),
+    ...     modules,
+    ...     FixedNormalization(-4.27, 4.57),
+    ...     ["dog", "cat"],
+    ...     multi_label=False,
+    ... )
+    >>> sorted(os.listdir(folder)) == sorted(MODEL_FILES)
+    True
+    """
+    if not if_main_process():
+        return None
+    embedding_model = modules["embedding_model"]
+    folder = export_model_folder(
+        out_dir,
+        embedding_model,
+        modules["classifier"],
+        labels,
+        frontend_kwargs={"target_length": embedding_model.config["input_tdim"]},
+        norm_stats=(normalization.mean, normalization.std),
+        multi_label=multi_label,
+        overwrite=True,
+    )
+    logger.info("Model exported to %s", folder)
+    return folder
 
 
 def _write_text(text, path):

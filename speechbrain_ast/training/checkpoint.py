@@ -1,6 +1,8 @@
 """Checkpoints safe against kills and damaged files
-(:class:`SafeCheckpointer`, what SpeechBrain's Checkpointer lacks; weight
-averaging is SpeechBrain's ``average_checkpoints``).
+(:class:`SafeCheckpointer`, what SpeechBrain's Checkpointer lacks), and the
+mean weights of a range of epochs loaded for evaluation
+(:meth:`SafeCheckpointer.recover_epoch_average`, averaged by SpeechBrain's
+``average_checkpoints``).
 
 Authors
  * speechbrain-ast developers
@@ -13,8 +15,14 @@ import warnings
 
 import torch
 
-from speechbrain.utils.checkpoints import METAFNAME, PARAMFILE_EXT, Checkpointer
-from speechbrain.utils.distributed import ddp_barrier
+from speechbrain.utils.checkpoints import (
+    METAFNAME,
+    PARAMFILE_EXT,
+    Checkpointer,
+    average_checkpoints,
+)
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from speechbrain_ast.training.ddp import unwrap
 from speechbrain_ast.training.random_state import RandomState
 
 __all__ = [
@@ -222,3 +230,62 @@ class SafeCheckpointer(Checkpointer):
             + "\nDelete the damaged folders, or the save folder to start "
             "over."
         )
+
+    def recover_epoch_average(self, first, last, modules, save_folder=None):
+        """Loads into ``modules`` the mean weights of the checkpoints of
+        epochs ``first`` to ``last`` (SpeechBrain's
+        ``average_checkpoints``), to evaluate the averaged model.
+
+        Arguments
+        ---------
+        first, last : int
+            The epochs, both included, as the ``epoch`` of each
+            checkpoint's meta data.
+        modules : mapping of str to torch.nn.Module
+            The recoverables to average, by name (e.g. a Brain's
+            ``modules``); DDP wrappers are looked through.
+        save_folder : str, optional
+            Where the main process also writes the averaged state dicts,
+            ``<save_folder>/averaged_epochs_<first>-<last>/<name>.ckpt``.
+
+        Returns
+        -------
+        list of speechbrain.utils.checkpoints.Checkpoint
+            The averaged checkpoints.
+
+        Raises
+        ------
+        ValueError
+            Unless there is one checkpoint per epoch.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> model = torch.nn.Linear(1, 1, bias=False)
+        >>> ckpt = SafeCheckpointer(tempfile.mkdtemp(), {"model": model})
+        >>> for epoch in (1, 2):
+        ...     _ = model.weight.data.fill_(float(epoch))
+        ...     _ = ckpt.save_checkpoint(meta={"epoch": epoch})
+        >>> _ = ckpt.recover_epoch_average(1, 2, {"model": model})
+        >>> model.weight.item()
+        1.5
+        """
+        checkpoints = self.find_checkpoints(
+            ckpt_predicate=lambda c: first <= c.meta.get("epoch", 0) <= last
+        )
+        if len(checkpoints) != last - first + 1:
+            raise ValueError(
+                f"weight averaging of epochs {first}-{last} needs one "
+                f"checkpoint per epoch, found {len(checkpoints)} in "
+                f"{self.checkpoints_dir}: keep them (ckpt_keep)."
+            )
+        out = None
+        if save_folder is not None:
+            out = os.path.join(save_folder, f"averaged_epochs_{first}-{last}")
+            os.makedirs(out, exist_ok=True)
+        for name, module in modules.items():
+            state = average_checkpoints(checkpoints, name)
+            unwrap(module).load_state_dict(state)
+            if out is not None and if_main_process():
+                torch.save(state, os.path.join(out, f"{name}.ckpt"))
+        return checkpoints

@@ -15,6 +15,7 @@ Authors
 import logging
 import os
 import sys
+import types
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -24,6 +25,7 @@ __all__ = [
     "world",
     "gather_objects",
     "unwrap",
+    "unwrapped",
     "distributed_loader_kwargs",
     "DistributedEvaluation",
     "end_ddp",
@@ -106,6 +108,31 @@ def unwrap(module):
     """
     return (
         module.module if isinstance(module, DistributedDataParallel) else module
+    )
+
+
+def unwrapped(modules):
+    """Every module of a Brain's ``modules`` inside its DDP wrapper, as
+    attributes: what an evaluation step calls, so that ranks need not step
+    together.
+
+    Arguments
+    ---------
+    modules : mapping of str to torch.nn.Module
+        E.g. a Brain's ``modules`` (a ``ModuleDict``).
+
+    Returns
+    -------
+    types.SimpleNamespace
+
+    Example
+    -------
+    >>> modules = torch.nn.ModuleDict({"classifier": torch.nn.Linear(2, 2)})
+    >>> unwrapped(modules).classifier is modules["classifier"]
+    True
+    """
+    return types.SimpleNamespace(
+        **{name: unwrap(module) for name, module in modules.items()}
     )
 
 

@@ -1,5 +1,5 @@
 """Multi-label targets: labels <-> multi-hot vectors, and AudioSet's
-balanced sampling weights (drawn by SpeechBrain's
+balanced sampling weights and the sampler that draws by them (SpeechBrain's
 ``ReproducibleWeightedRandomSampler``).
 
 Authors
@@ -7,13 +7,19 @@ Authors
 """
 
 import csv
+import logging
 
 import torch
+
+from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 
 __all__ = [
     "MultiHotEncoder",
     "balanced_sample_weights",
+    "balanced_sampler",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class MultiHotEncoder:
@@ -137,3 +143,34 @@ def balanced_sample_weights(label_lists, encoder):
     ).double()
     class_weight = 1000.0 / (multi_hot.sum(0) + 0.01)
     return multi_hot @ class_weight
+
+
+def balanced_sampler(label_lists, encoder, seed):
+    """A reproducible sampler drawing clips by their
+    :func:`balanced_sample_weights` (rare labels more often), with
+    replacement, one epoch as many draws as clips; it replaces shuffling.
+
+    Arguments
+    ---------
+    label_lists : list of list of str
+        Each training clip's labels, in dataset order.
+    encoder : MultiHotEncoder
+    seed : int
+        The draws are a function of the seed and the epoch.
+
+    Returns
+    -------
+    speechbrain.dataio.sampler.ReproducibleWeightedRandomSampler
+
+    Example
+    -------
+    >>> enc = MultiHotEncoder(["a", "b"])
+    >>> sampler = balanced_sampler([["a"], ["a"], ["a", "b"]], enc, seed=0)
+    >>> len(sampler), len(list(sampler))
+    (3, 3)
+    """
+    weights = balanced_sample_weights(label_lists, encoder)
+    logger.info("Balanced sampler over %d clips", len(weights))
+    return ReproducibleWeightedRandomSampler(
+        weights.double(), num_samples=len(weights), replacement=True, seed=seed
+    )

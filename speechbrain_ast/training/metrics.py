@@ -8,6 +8,8 @@ scikit-learn's ``average_precision_score`` / ``roc_auc_score`` and scipy's
 scikit-learn. Scores are anything monotone in the model's confidence per
 class (logits, probabilities); targets are class indices ``[N]`` or one-/
 multi-hot ``[N, C]`` (soft targets count as positive above 0.5).
+:func:`evaluation_stats` gives the figures a recipe logs for an evaluation
+stage: its mean loss and the classification statistics.
 
 Authors
  * speechbrain-ast developers
@@ -27,6 +29,7 @@ __all__ = [
     "mean_auc",
     "d_prime",
     "classification_stats",
+    "evaluation_stats",
 ]
 
 
@@ -282,4 +285,39 @@ def classification_stats(scores, targets, multi_label=False):
             "dprime": d_prime(auc),
             "acc": stats["acc"],
         }
+    return stats
+
+
+def evaluation_stats(result, multi_label=False):
+    """The statistics the recipes log for an evaluation stage: the mean
+    loss, then :func:`classification_stats` of the scores.
+
+    Arguments
+    ---------
+    result : dict
+        With ``loss`` (float), ``scores`` ``[N, C]`` and ``targets``, as
+        :meth:`speechbrain_ast.training.ddp.DistributedEvaluation.gather`
+        returns.
+    multi_label : bool
+        As :func:`classification_stats`.
+
+    Returns
+    -------
+    dict of str to float
+        ``loss`` first.
+
+    Example
+    -------
+    >>> result = {
+    ...     "loss": 0.25,
+    ...     "scores": torch.tensor([[0.9, 0.1], [0.2, 0.7]]),
+    ...     "targets": torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
+    ... }
+    >>> evaluation_stats(result)
+    {'loss': 0.25, 'acc': 0.5}
+    """
+    stats = {"loss": result["loss"]}
+    stats.update(
+        classification_stats(result["scores"], result["targets"], multi_label)
+    )
     return stats

@@ -1,8 +1,8 @@
 """What the recipe scripts share around their ``Brain``: the command line
 (``sb.parse_arguments`` with the hparams file looked up in the recipe
 folder, ``--help`` listing the yaml's keys, one line for a missing or wrong
-input) and the json log of each evaluation (``metrics.jsonl``, test
-predictions).
+input) and the statistics and json log of each evaluation
+(``metrics.jsonl``, test predictions).
 
 Authors
  * speechbrain-ast developers
@@ -334,13 +334,16 @@ def user_errors():
         raise SystemExit(f"{_script_name()}: error: {err}") from None
 
 
-def log_evaluation(output_folder, stage, epoch, stats, result):
-    """Appends an evaluation's line to ``<output_folder>/metrics.jsonl``
-    (the stage, the epoch, ``stats``, how many examples each rank
-    evaluated); after the test stage also writes ``test_predictions.pt``
-    with the ``ids``, ``scores`` and ``targets``, the input of
-    :func:`speechbrain_ast.training.ensemble.ensemble_predictions`. On the
-    main process only.
+def log_evaluation(output_folder, stage, epoch, result, multi_label=False):
+    """The statistics of a gathered evaluation
+    (:func:`speechbrain_ast.training.metrics.evaluation_stats`: the loss,
+    then the classification metrics), appended as a line to
+    ``<output_folder>/metrics.jsonl`` (the stage, the epoch, the
+    statistics, how many examples each rank evaluated); after the test
+    stage also ``test_predictions.pt`` with the ``ids``, ``scores`` and
+    ``targets``, the input of
+    :func:`speechbrain_ast.training.ensemble.ensemble_predictions`. The
+    files are written on the main process only.
 
     ESC-50's cross-validation reads the per-epoch validation accuracy in
     ``metrics.jsonl``.
@@ -352,10 +355,15 @@ def log_evaluation(output_folder, stage, epoch, stats, result):
         ``VALID`` or ``TEST``.
     epoch : int
         The epoch trained, or that of the evaluated checkpoint.
-    stats : dict
-        The metrics of ``result``.
     result : dict
         :meth:`speechbrain_ast.training.ddp.DistributedEvaluation.gather`'s.
+    multi_label : bool
+        As :func:`speechbrain_ast.training.metrics.classification_stats`.
+
+    Returns
+    -------
+    dict of str to float
+        The statistics, on every process.
 
     Example
     -------
@@ -363,20 +371,24 @@ def log_evaluation(output_folder, stage, epoch, stats, result):
     >>> d = tempfile.mkdtemp()
     >>> result = {
     ...     "ids": ["a"],
-    ...     "scores": torch.ones(1, 2),
-    ...     "targets": torch.ones(1, 2),
+    ...     "scores": torch.tensor([[0.9, 0.1]]),
+    ...     "targets": torch.tensor([[1.0, 0.0]]),
+    ...     "loss": 0.5,
     ...     "per_rank": [1],
     ... }
-    >>> log_evaluation(d, "test", 3, {"acc": 100.0}, result)
+    >>> log_evaluation(d, "test", 3, result)
+    {'loss': 0.5, 'acc': 1.0}
     >>> print(open(os.path.join(d, "metrics.jsonl")).read().strip())
-    {"stage": "test", "epoch": 3, "acc": 100.0, "ids_evaluated": 1, "per_rank": [1]}
+    {"stage": "test", "epoch": 3, "loss": 0.5, "acc": 1.0, "ids_evaluated": 1, "per_rank": [1]}
     >>> sorted(torch.load(os.path.join(d, "test_predictions.pt")))
     ['ids', 'scores', 'targets']
     """
     from speechbrain.utils.distributed import if_main_process
+    from speechbrain_ast.training.metrics import evaluation_stats
 
+    stats = evaluation_stats(result, multi_label)
     if not if_main_process():
-        return
+        return stats
     name = getattr(stage, "name", stage).lower()
     record = {"stage": name, "epoch": epoch, **stats}
     record.update(ids_evaluated=len(result["ids"]), per_rank=result["per_rank"])
@@ -388,3 +400,4 @@ def log_evaluation(output_folder, stage, epoch, stats, result):
             {k: result[k] for k in ("ids", "scores", "targets")},
             os.path.join(output_folder, "test_predictions.pt"),
         )
+    return stats
