@@ -323,3 +323,23 @@ def test_hyperparams_values_read_back_as_written(tmp_path):
                 True,
                 extra={"bad": bad},
             )
+
+
+def test_trained_model_keeps_the_training_sample_rate(tmp_path):
+    """A recipe trained at 8 kHz exports a folder that reads audio at
+    8 kHz (its frontend's rate), not at the 16 kHz default."""
+    from speechbrain_ast.features import FixedNormalization, KaldiFbank
+    from speechbrain_ast.inference.model_folder import export_trained_model
+    from speechbrain_ast.model import AST, ASTHead
+
+    lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
+    modules = {"embedding_model": lobe, "classifier": ASTHead(32, 2)}
+    folder = export_trained_model(
+        str(tmp_path / "model"), modules, FixedNormalization(-4.0, 4.0),
+        ["a", "b"], multi_label=False, frontend=KaldiFbank(sample_rate=8000),
+    )  # fmt: skip
+    model = ASTAudioClassifier.from_hparams(
+        source=folder, savedir=str(tmp_path / "saved")
+    )
+    assert model.hparams.sample_rate == 8000
+    assert model.hparams.compute_features.sample_rate == 8000

@@ -296,5 +296,6 @@ if __name__ == "__main__":
             hparams["mean_var_norm"],
             info["classes"],
             multi_label=hparams["multi_label"],
+            frontend=hparams["compute_features"],
         )
     ddp.end_ddp()

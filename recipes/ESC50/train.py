@@ -253,5 +253,6 @@ if __name__ == "__main__":
             hparams["mean_var_norm"],
             labels,
             multi_label=hparams["multi_label"],
+            frontend=hparams["compute_features"],
         )
     ddp.end_ddp()

@@ -421,7 +421,9 @@ def export_model_folder(
     return out_dir
 
 
-def export_trained_model(out_dir, modules, normalization, labels, multi_label):
+def export_trained_model(
+    out_dir, modules, normalization, labels, multi_label, frontend=None
+):
     """The model folder of a trained recipe, written by the main process
     with :func:`export_model_folder` (the model files of an earlier export
     replaced): the frontend pads or cuts to the lobe's ``input_tdim``, the
@@ -440,6 +442,9 @@ def export_trained_model(out_dir, modules, normalization, labels, multi_label):
         Class names, index order.
     multi_label : bool
         True for sigmoid scores, False for softmax.
+    frontend : speechbrain_ast.features.KaldiFbank, optional
+        The training's frontend: the folder reads audio at its
+        ``sample_rate`` (default 16 kHz).
 
     Returns
     -------
@@ -471,7 +476,10 @@ def export_trained_model(out_dir, modules, normalization, labels, multi_label):
         embedding_model,
         modules["classifier"],
         labels,
-        frontend_kwargs={"target_length": embedding_model.config["input_tdim"]},
+        frontend_kwargs={
+            "target_length": embedding_model.config["input_tdim"],
+            "sample_rate": getattr(frontend, "sample_rate", 16000),
+        },
         norm_stats=(normalization.mean, normalization.std),
         multi_label=multi_label,
         overwrite=True,
