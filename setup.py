@@ -43,6 +43,10 @@ setup(
             "codespell>=2.3",
             "yamllint>=1.30",
             "matplotlib>=3.5",
+            # upstream SpeechBrain's pre-commit hooks and coverage command
+            # on the contribution (scripts/upstream_checks.sh)
+            "pre-commit-hooks>=4",
+            "pytest-cov>=4",
         ],
         # tag --plot and the benchmark plots
         "plot": ["matplotlib>=3.5"],

@@ -3,7 +3,8 @@
 checks need, from the verbatim copy of its checks (``upstream-speechbrain/``
 in the shared folder: consistency tests, linters and their settings,
 recipe-test runner and rows, the ESC-50 and Speech Commands recipes, the
-ESC-50 sample clips) and the installed ``speechbrain`` package's source
+ESC-50 sample clips; ``docs/conf.py`` from ``upstream-reference/`` beside
+it) and the installed ``speechbrain`` package's source
 (the copy holds no library code; upstream's tests import it from the
 checkout).
 
@@ -89,6 +90,20 @@ def assemble(shared_copy, dest):
             out = os.path.join(target, name)
             if not os.path.exists(out) and not name.endswith(".pyc"):
                 shutil.copy(os.path.join(folder, name), out)
+    # docs/conf.py (its autodoc_mock_imports) from the reference copy
+    # beside the checks, where there is one
+    conf = os.path.join(
+        os.path.dirname(os.path.abspath(shared_copy)),
+        "upstream-reference",
+        "docs",
+        "conf.py",
+    )
+    if os.path.isfile(conf) and not os.path.exists(
+        os.path.join(dest, "docs", "conf.py")
+    ):
+        os.makedirs(os.path.join(dest, "docs"), exist_ok=True)
+        shutil.copy(conf, os.path.join(dest, "docs", "conf.py"))
+        os.chmod(os.path.join(dest, "docs", "conf.py"), 0o644)
     dropped = prune_recipe_rows(dest)
     git = ["git", "-c", "user.name=assemble", "-c", "user.email=a@localhost"]
     subprocess.run(["git", "init", "-q", dest], check=True)

@@ -1,34 +1,45 @@
 #!/usr/bin/env python3
 """Writes the Audio Spectrogram Transformer contribution into an upstream
-SpeechBrain checkout.
+SpeechBrain checkout, whole or as a series of parts a reviewer can take
+one at a time.
 
 ::
 
-    python scripts/upstream.py UPSTREAM_CHECKOUT
+    python scripts/upstream.py UPSTREAM_CHECKOUT             # everything
+    python scripts/upstream.py UPSTREAM_CHECKOUT --part 1    # then 2, 3, 4
+    python scripts/upstream.py --list-parts                  # what is where
 
-What it writes (and prints, one line per file: ``wrote`` or ``unchanged``):
+Part N goes on top of parts 1..N-1, written (and committed) before it; the
+parts together are exactly what the command writes without ``--part``.
+What each part holds is decided by :data:`PARTS`: library modules and
+recipe files by sub-package and file name, and a module that a part's
+code or yamls import joins the earliest part that needs it.
+:data:`EXCLUDED` never goes upstream (deployment, the command lines, our
+test-data generators, the AudioSet label list).
+
+What is written (one line per file, ``wrote`` or ``unchanged``):
 
 * the library as ``speechbrain/integrations/audio_spectrogram_transformer/``
   (timm is not an upstream dependency, so it goes where upstream keeps
-  third-party integrations), with its ``extra_requirements.txt``, a README,
-  and its tests in ``speechbrain/integrations/tests/``;
+  third-party integrations), with a README (install line, coverage
+  record), an import guard for timm and ``lazy_export_all`` in its
+  ``__init__.py`` files, and its tests in ``speechbrain/integrations/tests/``;
 * the recipes at upstream's paths, next to upstream's own files, which are
   never overwritten: ``recipes/ESC50/classification/``,
-  ``recipes/Google-speech-commands/`` and a new
-  ``recipes/AudioSet/classification/``. File names say
+  ``recipes/Google-speech-commands/``, new ``recipes/AudioSet/classification/``
+  and ``recipes/AudioSet/SSAST/``. File names say
   ``spectrogram_transformer``: "AST" already names speech translation
   upstream (``recipes/CoVoST/AST``). The shared model definition
-  (``hparams/ast_base_model.yaml``, included by our yamls) is written into
-  each yaml, as upstream's yamls define their models;
-* one ``tests/recipes/<Dataset>.csv`` row per hparams file, in upstream's
-  format, each with a ``performance_check`` its tiny run must pass;
-* the sample data those rows train on: upstream's real ESC-50 clips in
-  ``tests/samples/ESC50`` are used as they are; small generated Speech
-  Commands and AudioSet folders go to
-  ``tests/samples/spectrogram_transformer/``;
-* a section in each recipe README (between marker comments, replaced on a
-  rerun), lines added to ``extra_requirements.txt`` files, and the words
-  codespell needs added to ``.dict-speechbrain.txt``.
+  (``hparams/ast_base_model.yaml``) is written into each yaml, as
+  upstream's yamls define their models;
+* one ``tests/recipes/<Dataset>.csv`` row per hparams file, each with a
+  tiny run on upstream's samples (or small generated ones) and a
+  ``performance_check`` where the run learns;
+* an entry in each recipe README in upstream's layout (Supported Models,
+  rows in the Results table, the papers' bibtex), ``timm`` in the recipes'
+  ``extra_requirements.txt`` and in ``docs/conf.py``'s
+  ``autodoc_mock_imports``, the words codespell needs in
+  ``.dict-speechbrain.txt``.
 
 It is idempotent: a second run writes nothing new. The written Python is
 sorted and formatted with the checkout's own ruff settings (ruff must be
@@ -36,11 +47,16 @@ installed: upstream's ``lint-requirements.txt``). A folder that is not an
 upstream SpeechBrain checkout is refused.
 
 Authors
- * speechbrain-ast developers 2026
+ * speechbrain-ast developers
 """
 
 import argparse
+import ast
 import csv
+import datetime
+import difflib
+import doctest
+import fnmatch
 import io
 import os
 import re
@@ -48,32 +64,55 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
+
+try:  # as a module (python -m scripts.upstream) or as a file
+    from scripts.upstream_readme import (
+        YAML_NOTES,
+        integration_readme,
+        recipe_readme,
+    )
+except ImportError:
+    from upstream_readme import YAML_NOTES, integration_readme, recipe_readme
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(ROOT, "speechbrain_ast")
 
 PACKAGE = "speechbrain.integrations.audio_spectrogram_transformer"
 PACKAGE_DIR = os.path.join(*PACKAGE.split("."))
+TESTS_DIR = "speechbrain/integrations/tests"
 NAME = "spectrogram_transformer"
-MARK_BEGIN = (
-    "<!-- audio spectrogram transformer: begin (scripts/upstream.py) -->"
+# the name on the files' "Authors" lines, as upstream writes them
+# ("Name Year"); give yours with --author when opening the pull request
+DEFAULT_AUTHOR = "Audio Spectrogram Transformer integration authors"
+OUR_AUTHOR_LINE = re.compile(
+    r"^(?P<lead>[ \t]*#?[ \t]*)\* speechbrain-ast developers\b.*$", re.M
 )
-MARK_END = "<!-- audio spectrogram transformer: end -->"
-# the package docstring is written for upstream below; ``testing`` (our test
-# data generators) stays here: upstream's tests bring their own samples
-LIBRARY_SKIP = {"__init__.py", "testing"}
-# the integration's own dependencies, beyond upstream's
-INTEGRATION_REQUIREMENTS = ["timm>=0.9", "safetensors>=0.4"]
 CODESPELL_WORDS = ["fpr", "passt"]
 CSV_COLUMNS = [
     "Task", "Dataset", "Script_file", "Hparam_file", "Data_prep_file",
     "Readme_file", "Result_url", "HF_repo", "test_debug_flags",
     "test_debug_checks", "performance",
 ]  # fmt: skip
+# Never upstream (paths under speechbrain_ast/, fnmatch patterns).
+EXCLUDED = (
+    "testing/*",  # our generated datasets: upstream's tests bring samples
+    "deploy/*",  # ONNX export, int8, bf16/fp16: stays in this project
+    "convert.py",  # the command lines
+    "tag.py",
+    "export_onnx.py",
+    "features/exportable*",  # the ONNX-exportable frontend
+    "inference/classifier*",  # ASTAudioClassifier (precision, int8)
+    "label_files/README.md",  # provenance: in the integration README
+    # AudioSet's ontology names (CC BY-SA 4.0): not in an Apache-2.0 tree;
+    # the AudioSet recipe reads the file from the data folder
+    "label_files/class_labels_indices.csv",
+)
 
-# Our recipe folder -> upstream's, the csv (dataset) name, the task, and
-# the file names there (ours -> upstream's; yamls are renamed by rule).
-RECIPES = [
-    {
+# Our recipe folders -> upstream's: csv (dataset) name, task, file names
+# (ours -> upstream's; yamls are renamed by rule, see upstream_yaml_name).
+RECIPES = {
+    "ESC50": {
         "ours": "recipes/ESC50",
         "upstream": "recipes/ESC50/classification",
         "dataset": "ESC50",
@@ -85,7 +124,7 @@ RECIPES = [
         },
         "requirements": ["timm"],
     },
-    {
+    "SpeechCommands": {
         "ours": "recipes/SpeechCommands",
         "upstream": "recipes/Google-speech-commands",
         "dataset": "Google-speech-commands",
@@ -96,7 +135,7 @@ RECIPES = [
         },
         "requirements": ["timm"],
     },
-    {
+    "AudioSet": {
         "ours": "recipes/AudioSet",
         "upstream": "recipes/AudioSet/classification",
         "dataset": "AudioSet",
@@ -109,6 +148,80 @@ RECIPES = [
         },
         "requirements": ["timm", "webdataset>=0.2.86"],
     },
+    "SSAST": {
+        "ours": "recipes/SSAST",
+        "upstream": "recipes/AudioSet/SSAST",
+        "dataset": "AudioSet",
+        "task": "Self_supervised_learning",
+        "files": {"pretrain.py": "pretrain.py"},
+        "yaml_names": "keep",  # ssast_small.yaml: no "AST" to rename
+        "requirements": ["timm"],
+    },
+}
+
+# The series. library: modules and data files under speechbrain_ast/
+# (fnmatch; a name without wildcards beats a pattern of an earlier part);
+# recipes: {recipe: file names and yaml names, fnmatch}; tests: our test
+# files that go to speechbrain/integrations/tests/; samples: generated
+# sample folders.
+PARTS = [
+    {
+        "title": "The AST lobe with its frontend and weight import, "
+        "ESC-50 fine-tuning, model folders for EncoderClassifier",
+        "library": [
+            "model/*",
+            "features/*",
+            "weights/*",
+            "inference/*",
+            "training/*",
+            "data/*.py",
+            "label_files/esc_*",
+        ],
+        "recipes": {"ESC50": ["train.py", "esc50_prepare.py", "ast.yaml"]},
+        "tests": ["tests/test_upstream_integration.py"],
+    },
+    {
+        "title": "Speech Commands V2; ESC-50's ablation configurations "
+        "and 5-fold cross-validation",
+        "library": ["label_files/speechcommands_*"],
+        "recipes": {
+            "SpeechCommands": [
+                "train.py",
+                "speechcommands_prepare.py",
+                "ast*.yaml",
+            ],
+            "ESC50": ["cross_validate.py", "ast_*.yaml"],
+        },
+        "samples": ["SpeechCommands"],
+    },
+    {
+        "title": "AudioSet, with WebDataset shards",
+        "library": [
+            "data/shards/*",
+            "training/labels.py",
+            "training/ensemble.py",
+        ],
+        "recipes": {
+            "AudioSet": [
+                "train.py",
+                "audioset_prepare.py",
+                "ensemble.py",
+                "make_shards.py",
+                "ast*.yaml",
+            ]
+        },
+        "samples": ["AudioSet"],
+    },
+    {
+        "title": "SSAST: self-supervised pretraining and fine-tuning "
+        "from its encoders (--ssl_pretrain)",
+        "library": ["ssast/*", "weights/ssast.py"],
+        "recipes": {
+            "SSAST": ["pretrain.py", "ssast*.yaml"],
+            "ESC50": ["ssast*.yaml"],
+            "SpeechCommands": ["ssast*.yaml"],
+        },
+    },
 ]
 
 SAMPLES = "tests/samples/spectrogram_transformer"
@@ -120,6 +233,10 @@ TINY = (
 
 class NotAnUpstreamCheckout(ValueError):
     """The target folder is not an upstream SpeechBrain checkout."""
+
+
+class PartOrderError(ValueError):
+    """A part was asked for before the parts it goes on top of."""
 
 
 def check_checkout(path):
@@ -161,7 +278,7 @@ def check_checkout(path):
         )
 
 
-def upstream_yaml_name(name):
+def upstream_yaml_name(name, recipe=None):
     """``ast.yaml`` -> ``spectrogram_transformer.yaml``,
     ``ast_scratch.yaml`` -> ``spectrogram_transformer_scratch.yaml``.
 
@@ -169,7 +286,11 @@ def upstream_yaml_name(name):
     -------
     >>> upstream_yaml_name("ast_patch128x2.yaml")
     'spectrogram_transformer_patch128x2.yaml'
+    >>> upstream_yaml_name("ssast_small.yaml", RECIPES["SSAST"])
+    'ssast_small.yaml'
     """
+    if recipe is not None and recipe.get("yaml_names") == "keep":
+        return name
     stem = name[: -len(".yaml")]
     if stem == "ast":
         return f"{NAME}.yaml"
@@ -189,12 +310,28 @@ def rename_package(text):
     return re.sub(r"\bspeechbrain_ast\b", PACKAGE, text)
 
 
-def rename_text(text, recipe):
-    """Our module and file names -> upstream's, in a recipe's files.
+def rename_authors(text, author):
+    """Our authors line -> upstream's ``Name Year``.
 
     Example
     -------
-    >>> rename_text("python train.py hparams/ast.yaml", RECIPES[0])
+    >>> rename_authors("Authors\\n * speechbrain-ast developers\\n", "Jo Doe")[
+    ...     :19
+    ... ]
+    'Authors\\n * Jo Doe 2'
+    """
+    year = datetime.date.today().year
+    return OUR_AUTHOR_LINE.sub(
+        lambda m: f"{m.group('lead')}* {author} {year}", text
+    )
+
+
+def rename_text(text, recipe):
+    """Our module, file and yaml names -> upstream's, in a recipe's files.
+
+    Example
+    -------
+    >>> rename_text("python train.py hparams/ast.yaml", RECIPES["ESC50"])
     'python train_spectrogram_transformer.py hparams/spectrogram_transformer.yaml'
     """
     text = rename_package(text)
@@ -205,11 +342,12 @@ def rename_text(text, recipe):
             rf"\bfrom {module} import\b", f"from {new_module} import", text
         )
     text = re.sub(
-        r"hparams/(ast\w*\.yaml)",
-        lambda m: "hparams/" + upstream_yaml_name(m.group(1)),
+        r"\b((?:ss)?ast\w*\.yaml)\b",
+        lambda m: upstream_yaml_name(m.group(1), recipe),
         text,
     )
-    text = text.replace(recipe["ours"] + "/", recipe["upstream"] + "/")
+    for other in RECIPES.values():  # our folders -> upstream's
+        text = text.replace(other["ours"] + "/", other["upstream"] + "/")
     return text
 
 
@@ -283,19 +421,42 @@ def inline_model(text, recipe_dir):
     return out
 
 
-def upstream_yaml(text, recipe):
-    """A recipe yaml as it goes upstream (model inlined, names renamed).
+def yaml_header(key, recipe, author):
+    """Upstream's yaml header: the model, the task, the authors."""
+    year = datetime.date.today().year
+    note = YAML_NOTES.get(key, "")
+    title = "SSAST pretraining" if key.startswith("SSAST/") else "AST"
+    model = f"Model: Audio Spectrogram Transformer ({title})"
+    model += f": {note}" if note else ""
+    lines = ["# " + "#" * 76]
+    lines += ["# " + line for line in textwrap.wrap(model, 76)]
+    lines += [
+        f"# Task: {recipe['task']}, {recipe['dataset']}",
+        "# Authors",
+        f"#  * {author} {year}",
+        "# " + "#" * 76,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def upstream_yaml(text, recipe, key, author):
+    """A recipe yaml as it goes upstream (upstream's header, model inlined,
+    names renamed).
 
     Arguments
     ---------
     text : str
     recipe : dict
         One of :data:`RECIPES`.
+    key : str
+        ``<recipe>/<our yaml name>``.
+    author : str
 
     Returns
     -------
     str
     """
+    text = re.sub(r"\A(?:#.*\n|[ \t]*\n)*", "", text)  # our header
     text = inline_model(text, os.path.join(ROOT, recipe["ours"]))
     text = rename_text(text, recipe)
     text = re.sub(
@@ -304,55 +465,249 @@ def upstream_yaml(text, recipe):
         text,
         flags=re.M,
     )
+    text = yaml_header(key, recipe, author) + "\n" + text
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-# -- writing ----------------------------------------------------------------
+# -- which part holds what ------------------------------------------------
 
 
-class Writer:
-    """Writes files under the checkout, printing what changed.
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
-    Arguments
-    ---------
-    root : str
-        The checkout.
-    out : file
-        Where the ``wrote`` / ``unchanged`` lines go.
+
+def matches(path, pattern):
+    """fnmatch where ``*`` stays within one folder.
+
+    Example
+    -------
+    >>> (
+    ...     matches("data/audio.py", "data/*.py"),
+    ...     matches("data/shards/read.py", "data/*.py"),
+    ... )
+    (True, False)
     """
+    regex = fnmatch.translate(pattern).replace(".*", "[^/]*")
+    return re.match(regex, path) is not None
 
-    def __init__(self, root, out=sys.stdout):
-        self.root = root
-        self.out = out
-        self.written = []
 
-    def write(self, relpath, content, binary=False):
-        """Writes ``content`` to ``relpath`` unless it is already there."""
-        path = os.path.join(self.root, relpath)
-        mode = "rb" if binary else "r"
-        if os.path.isfile(path):
-            kwargs = {} if binary else {"encoding": "utf-8"}
-            with open(path, mode, **kwargs) as f:
-                if f.read() == content:
-                    print(f"unchanged {relpath}", file=self.out)
-                    return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if binary:
-            with open(path, "wb") as f:
-                f.write(content)
-        else:
-            with open(path, "w", encoding="utf-8", newline="\n") as f:
-                f.write(content)
-        self.written.append(relpath)
-        print(f"wrote {relpath}", file=self.out)
+def _excluded(rel):
+    return any(matches(rel, pat) for pat in EXCLUDED)
 
-    def read(self, relpath):
-        """The checkout's file (empty when absent)."""
-        path = os.path.join(self.root, relpath)
-        if not os.path.isfile(path):
-            return ""
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+
+def library_sources():
+    """``{path under speechbrain_ast/: text}`` of every Python file."""
+    out = {}
+    for folder, dirs, names in os.walk(SRC):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("__"))
+        for name in sorted(names):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, SRC).replace(os.sep, "/")
+                out[rel] = _read(path)
+    return out
+
+
+def library_data_files():
+    """Paths under speechbrain_ast/ of the package's data files."""
+    out = []
+    for folder, dirs, names in os.walk(SRC):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("__"))
+        for name in sorted(names):
+            if not name.endswith((".py", ".pyc")):
+                path = os.path.join(folder, name)
+                out.append(os.path.relpath(path, SRC).replace(os.sep, "/"))
+    return out
+
+
+def _resolve(dotted, sources):
+    """``speechbrain_ast.a.b[.Name]`` -> the module file that defines it
+    (``a/b.py``; through a package's re-exports), or None."""
+    parts = dotted.split(".")[1:]
+    for cut in range(len(parts), -1, -1):
+        base = "/".join(parts[:cut])
+        rest = parts[cut:]
+        for rel in (f"{base}.py", f"{base}/__init__.py".lstrip("/")):
+            if rel in sources and rel != ".py":
+                if rel.endswith("__init__.py") and rest:
+                    return _from_init(rel, rest[0], sources)
+                return rel
+    return None
+
+
+def _from_init(init, name, sources):
+    """The module that package ``init`` takes ``name`` from (a submodule
+    of that name, or the module of its re-export)."""
+    package = init[: -len("__init__.py")]
+    for rel in (f"{package}{name}.py", f"{package}{name}/__init__.py"):
+        if rel in sources:
+            return rel
+    for node in ast.walk(ast.parse(sources[init])):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if any((a.asname or a.name) == name for a in node.names):
+                return _resolve(f"{node.module}.{name}", sources)
+    return init
+
+
+def _doctest_code(tree):
+    """The code of the docstring examples in a parsed module."""
+    parser = doctest.DocTestParser()
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    code = []
+    for node in ast.walk(tree):
+        if isinstance(node, kinds):
+            doc = ast.get_docstring(node, clean=True) or ""
+            code += [ex.source for ex in parser.get_examples(doc)]
+    return "".join(code)
+
+
+def _imports(text, examples=True):
+    """The ``speechbrain_ast`` names a Python text imports, with those of
+    its docstring examples (upstream runs the library's doctests)."""
+    out = []
+    tree = ast.parse(text)
+    try:
+        examples = ast.parse(_doctest_code(tree) if examples else "")
+    except SyntaxError:
+        examples = ast.parse("")
+    for node in [*ast.walk(tree), *ast.walk(examples)]:
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.level == 0:
+                out += [f"{node.module}.{a.name}" for a in node.names]
+    return [n for n in out if n.split(".")[0] == "speechbrain_ast"]
+
+
+def dependencies(text, sources, yaml=False, examples=True):
+    """The library files a Python (or yaml) text needs.
+
+    Example
+    -------
+    >>> deps = dependencies(
+    ...     "from speechbrain_ast.model.lobe import AST", library_sources()
+    ... )
+    >>> "model/lobe.py" in deps
+    True
+    """
+    if yaml:
+        names = re.findall(r"\bspeechbrain_ast(?:\.\w+)+", text)
+    else:
+        names = _imports(text, examples)
+    found = {_resolve(name, sources) for name in names}
+    return {rel for rel in found if rel is not None}
+
+
+def _pattern_part(rel):
+    """The part (1-based) whose patterns name ``rel`` (None: no part).
+    An exact name wins over a pattern; otherwise the first part."""
+    for index, part in enumerate(PARTS, 1):
+        if rel in part["library"]:
+            return index
+    for index, part in enumerate(PARTS, 1):
+        if any(matches(rel, pat) for pat in part["library"]):
+            return index
+    return None
+
+
+def recipe_part_files(recipe_key, part):
+    """Our files (names under the recipe folder, yamls as
+    ``hparams/NAME``) of one recipe that ``part`` (1-based) adds."""
+    recipe = RECIPES[recipe_key]
+    folder = os.path.join(ROOT, recipe["ours"])
+    names = [n for n in recipe["files"] if os.path.isfile(f"{folder}/{n}")]
+    yamls = sorted(os.listdir(os.path.join(folder, "hparams")))
+    candidates = names + [n for n in yamls if n.endswith(".yaml")]
+    out = []
+    for name in candidates:
+        owner = None
+        for index, spec in enumerate(PARTS, 1):
+            pats = spec["recipes"].get(recipe_key, [])
+            if any(matches(name, pat) for pat in pats):
+                owner = index
+                break
+        if owner == part:
+            out.append(name if name.endswith(".py") else f"hparams/{name}")
+    return out
+
+
+def assign_parts():
+    """``{library path: part}`` of every file that goes upstream, and
+    ``{path: (part, why)}`` of those pulled into an earlier part than
+    :data:`PARTS` names because that part's code imports them.
+
+    Raises ValueError when a module matches no part, or when a part needs
+    an excluded module.
+    """
+    sources = library_sources()
+    files = [r for r in sources if not r.endswith("__init__.py")]
+    files += library_data_files()
+    part_of, unplaced = {}, []
+    for rel in files:
+        if _excluded(rel):
+            continue
+        part = _pattern_part(rel)
+        if part is None:
+            unplaced.append(rel)
+        part_of[rel] = part
+    if unplaced:
+        raise ValueError(
+            "speechbrain_ast files in no part of the upstream series: "
+            + ", ".join(sorted(unplaced))
+            + ": add them to PARTS or EXCLUDED in scripts/upstream.py"
+        )
+    pulled = {}
+    for part in range(1, len(PARTS) + 1):
+        roots = [(r, f"speechbrain_ast/{r}") for r, p in part_of.items()]
+        roots = [(r, why) for r, why in roots if part_of[r] == part]
+        queue = [(dep, why) for r, why in roots for dep in _deps(r, sources)]
+        for key in PARTS[part - 1]["recipes"]:
+            for name in recipe_part_files(key, part):
+                path = os.path.join(ROOT, RECIPES[key]["ours"], name)
+                text = _read(path)
+                if name.endswith(".yaml"):
+                    text += _read_include(text, RECIPES[key])
+                why = f"{RECIPES[key]['ours']}/{name}"
+                # upstream runs no doctests in recipes
+                yaml = name.endswith(".yaml")
+                deps = dependencies(text, sources, yaml, examples=False)
+                queue += [(dep, why) for dep in deps]
+        while queue:
+            dep, why = queue.pop()
+            if dep.endswith("__init__.py"):
+                continue
+            if _excluded(dep):
+                raise ValueError(
+                    f"part {part} needs speechbrain_ast/{dep} (imported by "
+                    f"{why}), which never goes upstream (EXCLUDED)"
+                )
+            if part_of.get(dep) is not None and part_of[dep] <= part:
+                continue
+            part_of[dep] = part
+            pulled[dep] = (part, why)
+            queue += [
+                (d, f"speechbrain_ast/{dep}") for d in _deps(dep, sources)
+            ]
+    return part_of, pulled
+
+
+def _deps(rel, sources):
+    if rel.endswith(".py"):
+        return dependencies(sources[rel], sources)
+    return set()
+
+
+def _read_include(text, recipe):
+    """The text of the model definition a recipe yaml includes ("")."""
+    match = re.search(r"^model: !include:(\S+)", text, flags=re.M)
+    if match is None:
+        return ""
+    folder = os.path.join(ROOT, recipe["ours"], "hparams")
+    return _read(os.path.normpath(os.path.join(folder, match.group(1))))
+
+
+# -- what is written -------------------------------------------------------
 
 
 def _format_python(sources, checkout):
@@ -387,118 +742,131 @@ def _format_python(sources, checkout):
         return out
 
 
-def _read(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+def _package_doc(packages):
+    lines = [
+        "The Audio Spectrogram Transformer (AST; Gong, Chung & Glass,",
+        "Interspeech 2021) for audio classification: the AST lobe on timm's",
+        "transformer blocks, its Kaldi fbank frontend, the import of",
+        "published weights (ImageNet DeiT, the reference checkpoints,",
+        "transformers' folders), and model folders that",
+        "``EncoderClassifier`` loads.",
+        "",
+        "Sub-packages: " + ", ".join(f"``{p}``" for p in packages) + ".",
+        "",
+        "Adapted from the reference implementation,",
+        "https://github.com/YuanGongND/ast (BSD-3-Clause).",
+    ]
+    return "\n".join(lines)
 
 
-def library_files():
-    """``{upstream relpath: text}`` of the integration package."""
-    src = os.path.join(ROOT, "speechbrain_ast")
-    files = {}
-    for folder, dirs, names in os.walk(src):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith("__") and d not in LIBRARY_SKIP
-        )
-        rel_folder = os.path.relpath(folder, src)
-        for name in sorted(names):
-            rel = os.path.normpath(os.path.join(rel_folder, name))
-            if name.endswith(".py") and rel not in LIBRARY_SKIP:
-                text = rename_package(_read(os.path.join(folder, name)))
-                files[os.path.join(PACKAGE_DIR, rel)] = text
-    files[os.path.join(PACKAGE_DIR, "__init__.py")] = (
-        '"""The Audio Spectrogram Transformer (Gong, Chung & Glass, '
-        "Interspeech 2021)\nfor sound classification: a Kaldi-exact batched "
-        "frontend, the AST lobe on\ntimm's transformer blocks, DeiT and "
-        "AudioSet initialisation, SSAST\nself-supervised pretraining, model "
-        "folders for ``EncoderClassifier``.\n\nInstall its requirements "
-        "with ``pip install -r extra_requirements.txt``\n(in this "
-        'folder).\n"""\n'
-    )
-    tests = os.path.join(ROOT, "tests", "test_upstream_integration.py")
-    files[
-        "speechbrain/integrations/tests/test_audio_spectrogram_transformer.py"
-    ] = rename_package(_read(tests))
-    return files
-
-
-def library_data():
-    """``{upstream relpath: bytes}`` of the package's data files."""
+def init_files(written):
+    """``{upstream path: text}`` of the package ``__init__.py`` files for
+    the library paths in ``written`` (paths under speechbrain_ast/): the
+    top one with the import guard for timm, each with ``lazy_export_all``
+    and the re-exports of ours whose module is written."""
+    sources = library_sources()
+    packages = {""}
+    for rel in written:
+        folder = os.path.dirname(rel)
+        while folder:
+            packages.add(folder)
+            folder = os.path.dirname(folder)
     out = {}
-    src = os.path.join(ROOT, "speechbrain_ast")
-    for folder, dirs, names in os.walk(src):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith("__") and d not in LIBRARY_SKIP
-        )
-        for name in sorted(names):
-            if name.endswith((".py", ".pyc")):
-                continue
-            path = os.path.join(folder, name)
-            rel = os.path.relpath(path, src)
-            with open(path, "rb") as f:
-                out[os.path.join(PACKAGE_DIR, rel)] = f.read()
+    tail = (
+        "from speechbrain.utils.importutils import lazy_export_all\n\n"
+        "lazy_export_all(__file__, __name__, export_subpackages=True)\n"
+    )
+    for package in sorted(packages):
+        upstream = os.path.join(PACKAGE_DIR, package, "__init__.py")
+        if package == "":
+            subs = sorted(p for p in packages if p and "/" not in p)
+            subs = [p for p in subs if f"{p}/__init__.py" in sources]
+            out[upstream] = (
+                f'"""{_package_doc(subs)}\n"""\n\n'
+                "try:\n"
+                "    import timm  # noqa: F401\n"
+                "except ImportError as e:\n"
+                '    MSG = "Please install timm to use the Audio Spectrogram '
+                'Transformer.\\n"\n'
+                '    MSG += "pip install timm\\n"\n'
+                '    MSG += "For more information, visit: '
+                'https://github.com/huggingface/pytorch-image-models"\n'
+                "    raise ImportError(MSG) from e\n\n" + tail
+            )
+            continue
+        init = f"{package}/__init__.py"
+        if init not in sources:
+            continue
+        tree = ast.parse(sources[init])
+        doc = ast.get_docstring(tree, clean=False) or f"``{package}``."
+        imports, names = [], []
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                keep = [
+                    a.name
+                    for a in node.names
+                    if _resolve(f"{node.module}.{a.name}", sources) in written
+                ]
+                if keep:
+                    imports.append(
+                        f"from {node.module} import {', '.join(keep)}\n"
+                    )
+                    names += keep
+        body = "".join(imports) + tail.split("\n\n")[0] + "\n\n"
+        if names:
+            body += "__all__ = [" + ", ".join(f'"{n}"' for n in names)
+            body += "]\n\n"
+        body += tail.split("\n\n")[1]
+        out[upstream] = rename_package(f'"""{doc}"""\n\n{body}')
     return out
 
 
-def recipe_files(recipe):
-    """``{upstream relpath: text}`` of one recipe's scripts and yamls."""
-    ours = os.path.join(ROOT, recipe["ours"])
-    files = {}
-    for name, theirs in recipe["files"].items():
-        path = os.path.join(ours, name)
-        if os.path.isfile(path):
-            files[f"{recipe['upstream']}/{theirs}"] = rename_text(
-                _read(path), recipe
+def library_files(part_of, upto, author):
+    """``{upstream path: text or bytes}`` of the library in parts 1..upto."""
+    written = {r for r, p in part_of.items() if p <= upto}
+    out = {}
+    sources = library_sources()
+    for rel in sorted(written):
+        upstream = os.path.join(PACKAGE_DIR, rel)
+        if rel.endswith(".py"):
+            out[upstream] = rename_authors(rename_package(sources[rel]), author)
+        else:
+            with open(os.path.join(SRC, rel), "rb") as f:
+                out[upstream] = f.read()
+    out.update(init_files(written))
+    for index, part in enumerate(PARTS[:upto], 1):
+        for test in part.get("tests", []):
+            name = os.path.basename(test).replace(
+                "test_upstream_integration",
+                "test_audio_spectrogram_transformer",
             )
-    hparams = os.path.join(ours, "hparams")
-    for name in sorted(os.listdir(hparams)):
-        if name.endswith(".yaml"):
-            text = upstream_yaml(_read(os.path.join(hparams, name)), recipe)
-            files[
-                f"{recipe['upstream']}/hparams/{upstream_yaml_name(name)}"
-            ] = text
-    return files
+            text = rename_authors(
+                rename_package(_read(os.path.join(ROOT, test))), author
+            )
+            out[f"{TESTS_DIR}/{name}"] = text
+    return out
 
 
-def csv_rows(recipe, yamls):
-    """One upstream csv row per hparams file of a recipe.
-
-    Arguments
-    ---------
-    recipe : dict
-    yamls : list of str
-        The upstream hparams paths of the recipe.
-
-    Returns
-    -------
-    list of dict
-    """
-    up = recipe["upstream"]
-    script = f"{up}/{recipe['files']['train.py']}"
-    prep = [p for p in recipe["files"] if "prepare" in p][0]
-    readme = f"{up}/README.md"
-    rows = []
-    for hparams in yamls:
-        flags, checks = _row_test(recipe, hparams)
-        rows.append(
-            {
-                "Task": recipe["task"],
-                "Dataset": recipe["dataset"],
-                "Script_file": script,
-                "Hparam_file": hparams,
-                "Data_prep_file": f"{up}/{recipe['files'][prep]}",
-                "Readme_file": readme,
-                "Result_url": "",
-                "HF_repo": "",
-                "test_debug_flags": flags,
-                "test_debug_checks": checks,
-                "performance": "",
-            }
-        )
-    return rows
+def recipe_files(key, upto, author):
+    """``{upstream path: text}`` of one recipe's files in parts 1..upto."""
+    recipe = RECIPES[key]
+    ours = os.path.join(ROOT, recipe["ours"])
+    out = {}
+    for part in range(1, upto + 1):
+        for name in recipe_part_files(key, part):
+            text = _read(os.path.join(ours, name))
+            if name.endswith(".yaml"):
+                base = os.path.basename(name)
+                theirs = f"hparams/{upstream_yaml_name(base, recipe)}"
+                text = upstream_yaml(text, recipe, f"{key}/{base}", author)
+            else:
+                theirs = recipe["files"][name]
+                text = rename_authors(rename_text(text, recipe), author)
+            out[f"{recipe['upstream']}/{theirs}"] = text
+    return out
 
 
-def _row_test(recipe, hparams):
+def _row_test(key, hparams):
     """The tiny run of one row (flags) and what it must produce (checks).
 
     The ``performance_check`` thresholds are the losses of a model that
@@ -506,6 +874,17 @@ def _row_test(recipe, hparams):
     ESC-50's cross-entropy, ln 2 = 0.69 per class for BCE).
     """
     name = os.path.basename(hparams)
+    if key == "SSAST":
+        flags = (
+            "--data_folder=tests/samples/ASR --embed_dim=32 --depth=1 "
+            "--num_heads=2 --target_length=64 --mask_patch=10 "
+            "--batch_size=2 --num_workers=0 --number_of_epochs=1 "
+            "--valid_fraction=0.2 --warmup_steps=1"
+        )
+        return flags, (
+            "file_exists=[train_log.txt,log.txt,env.log,hyperparams.yaml,"
+            "ssast_encoder.pt]"
+        )
     common = "train_log.txt,log.txt,env.log,hyperparams.yaml,metrics.jsonl,"
     common += "test_predictions.pt,model/hyperparams.yaml,"
     common += "model/embedding_model.ckpt,model/classifier.ckpt"
@@ -514,7 +893,7 @@ def _row_test(recipe, hparams):
         size += " --ssl_pretrain=False"
     if "128x2" in name:
         size = size.replace("--embed_dim=64", "--embed_dim=64 --fstride=128")
-    if recipe["dataset"] == "ESC50":
+    if key == "ESC50":
         flags = (
             f"--data_folder=tests/samples/ESC50 {size} --target_length=128 "
             "--batch_size=4 --number_of_epochs=10 --lr=0.001 --warmup_steps=0 "
@@ -523,7 +902,7 @@ def _row_test(recipe, hparams):
         check = (
             "performance_check=[train_log.txt, train loss, <=1.0, epoch: 10]"
         )
-    elif recipe["dataset"] == "Google-speech-commands":
+    elif key == "SpeechCommands":
         flags = (
             f"--data_folder={SAMPLES}/SpeechCommands {size} --batch_size=4 "
             "--number_of_epochs=16 --lr=0.001 --warmup_steps=0 --mixup_prob=0 --freqm=0 "
@@ -545,6 +924,49 @@ def _row_test(recipe, hparams):
     return flags, f"file_exists=[{common}] {check}"
 
 
+def csv_rows(key, yamls):
+    """One upstream csv row per hparams file of a recipe.
+
+    Arguments
+    ---------
+    key : str
+        A key of :data:`RECIPES`.
+    yamls : list of str
+        The upstream hparams paths of the recipe.
+
+    Returns
+    -------
+    list of dict
+    """
+    recipe = RECIPES[key]
+    up = recipe["upstream"]
+    script = [
+        t
+        for o, t in recipe["files"].items()
+        if o in ("train.py", "pretrain.py")
+    ]
+    prep = [t for o, t in recipe["files"].items() if "prepare" in o]
+    rows = []
+    for hparams in yamls:
+        flags, checks = _row_test(key, hparams)
+        rows.append(
+            {
+                "Task": recipe["task"],
+                "Dataset": recipe["dataset"],
+                "Script_file": f"{up}/{script[0]}",
+                "Hparam_file": hparams,
+                "Data_prep_file": f"{up}/{prep[0]}" if prep else "",
+                "Readme_file": f"{up}/README.md",
+                "Result_url": "",
+                "HF_repo": "",
+                "test_debug_flags": flags,
+                "test_debug_checks": checks,
+                "performance": "",
+            }
+        )
+    return rows
+
+
 def _csv_text(header, rows):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, header, lineterminator="\n")
@@ -553,7 +975,13 @@ def _csv_text(header, rows):
     return buf.getvalue()
 
 
-def merge_csv(existing, rows, ours):
+def is_our_row(row):
+    """Whether a csv row is one this script writes."""
+    hparams = row.get("Hparam_file") or ""
+    return NAME in hparams or "/SSAST/" in hparams
+
+
+def merge_csv(existing, rows):
     """Upstream's rows (ours removed) followed by ours, in its columns.
 
     Arguments
@@ -561,8 +989,6 @@ def merge_csv(existing, rows, ours):
     existing : str
         The csv file's text ("" when new).
     rows : list of dict
-    ours : callable
-        Whether a row (dict) is one of ours.
 
     Returns
     -------
@@ -571,65 +997,11 @@ def merge_csv(existing, rows, ours):
     if existing.strip():
         reader = csv.DictReader(io.StringIO(existing))
         header = list(reader.fieldnames)
-        kept = [r for r in reader if not ours(r)]
+        kept = [r for r in reader if not is_our_row(r)]
     else:
         header, kept = list(CSV_COLUMNS), []
-    for row in rows:
-        for key in header:
-            row.setdefault(key, "")
     rows = [{k: r.get(k, "") for k in header} for r in rows]
     return _csv_text(header, kept + rows)
-
-
-def readme_section(recipe, yamls):
-    """The recipe README's section, in upstream's results-table layout."""
-    readme = _read(os.path.join(ROOT, recipe["ours"], "README.md"))
-    results = _results_text(readme)
-    script = recipe["files"]["train.py"]
-    first = os.path.basename(yamls[0])
-    lines = [
-        MARK_BEGIN,
-        "",
-        "# Audio Spectrogram Transformer (AST)",
-        "",
-        "The Audio Spectrogram Transformer (Gong, Chung & Glass, Interspeech "
-        "2021) from `speechbrain.integrations.audio_spectrogram_transformer` "
-        "(install its requirements: `pip install -r extra_requirements.txt`"
-        ", which includes timm).",
-        "",
-        "```bash",
-        f"python {script} hparams/{first} --data_folder /path/to/data",
-        "```",
-        "",
-        "| Hyperparams file | Result | Training time | HuggingFace link "
-        "| Model link | GPUs |",
-        "|:---:|:---:|:---:|:---:|:---:|:---:|",
-    ]
-    for path in yamls:
-        lines.append(
-            f"| {os.path.basename(path)} | see below | - | - | - | - |"
-        )
-    lines += ["", results.strip(), "", MARK_END, ""]
-    return rename_text("\n".join(lines), recipe)
-
-
-def _results_text(readme):
-    """The ``## Results`` section of our README (or its first paragraph)."""
-    match = re.search(r"^## Results.*?(?=^## |\Z)", readme, flags=re.S | re.M)
-    if match:
-        return match.group(0).replace("## Results", "## Results (AST)", 1)
-    return ""
-
-
-def merge_section(existing, section):
-    """``existing`` with our marked section replaced (or appended)."""
-    pattern = re.compile(
-        re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END) + r"\n?", re.S
-    )
-    if pattern.search(existing):
-        return pattern.sub(lambda m: section, existing, count=1)
-    sep = "" if not existing or existing.endswith("\n\n") else "\n"
-    return existing + sep + section
 
 
 def merge_lines(existing, lines):
@@ -644,21 +1016,46 @@ def merge_lines(existing, lines):
     return existing + "\n".join(missing) + "\n"
 
 
-def sample_data(root):
-    """Generates the small Speech Commands and AudioSet sample folders
-    (deterministic) and returns ``{relpath: bytes}``."""
+def merge_requirements(existing, lines):
+    """A requirements file with ``lines`` added, sorted as upstream's
+    ``requirements-txt-fixer`` hook sorts it (case-insensitively)."""
+    text = merge_lines(existing, lines)
+    reqs = [line for line in text.splitlines() if line.strip()]
+    head = [r for r in reqs if r.startswith("#")]
+    body = sorted((r for r in reqs if not r.startswith("#")), key=str.lower)
+    return "\n".join(head + body) + "\n"
+
+
+def merge_mock_imports(conf, modules):
+    """docs/conf.py with ``modules`` in ``autodoc_mock_imports``."""
+    match = re.search(r"autodoc_mock_imports = \[\n(.*?)\]", conf, re.S)
+    if match is None:
+        return conf
+    have = re.findall(r'"([^"]+)"', match.group(1))
+    missing = [m for m in modules if m not in have]
+    if not missing:
+        return conf
+    add = "".join(f'    "{m}",\n' for m in missing)
+    return conf[: match.end(1)] + add + conf[match.end(1) :]
+
+
+def sample_data(names):
+    """Generates the small sample folders ``names`` (``SpeechCommands``,
+    ``AudioSet``; deterministic) and returns ``{relpath: bytes}``."""
     from speechbrain_ast.testing.audioset import make_audioset
     from speechbrain_ast.testing.speech_commands import make_speech_commands
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        make_speech_commands(
-            os.path.join(tmp, "SpeechCommands"),
-            words=("yes", "no", "up"),
-            speakers_per_word=4,
-            seed=0,
-        )
-        make_audioset(os.path.join(tmp, "AudioSet"), n_classes=4, seed=0)
+        if "SpeechCommands" in names:
+            make_speech_commands(
+                os.path.join(tmp, "SpeechCommands"),
+                words=("yes", "no", "up"),
+                speakers_per_word=4,
+                seed=0,
+            )
+        if "AudioSet" in names:
+            make_audioset(os.path.join(tmp, "AudioSet"), n_classes=4, seed=0)
         for folder, _, files in sorted(os.walk(tmp)):
             for name in sorted(files):
                 path = os.path.join(folder, name)
@@ -668,8 +1065,160 @@ def sample_data(root):
     return out
 
 
-def write_contribution(checkout, out=sys.stdout):
-    """Writes everything into ``checkout``; returns the paths written.
+def contribution(checkout, upto=len(PARTS), author=DEFAULT_AUTHOR):
+    """``{relpath: text or bytes}`` of parts 1..``upto`` for ``checkout``
+    (whose own shared files, the csvs, READMEs and lists, are merged).
+
+    Arguments
+    ---------
+    checkout : str
+        The upstream SpeechBrain checkout.
+    upto : int
+        The last part (1-based).
+    author : str
+        The name on the Authors lines.
+
+    Returns
+    -------
+    dict
+    """
+    part_of, _ = assign_parts()
+
+    def theirs(rel):
+        path = os.path.join(checkout, rel)
+        return _read(path) if os.path.isfile(path) else ""
+
+    python, other = {}, {}
+    for rel, content in library_files(part_of, upto, author).items():
+        (python if rel.endswith(".py") else other)[rel] = content
+    yamls, requirements = {}, {}
+    for key, recipe in RECIPES.items():
+        files = recipe_files(key, upto, author)
+        for rel, text in files.items():
+            (python if rel.endswith(".py") else other)[rel] = text
+        ours = sorted(p for p in files if p.endswith(".yaml"))
+        if ours:
+            yamls[key] = ours
+            req = f"{recipe['upstream']}/extra_requirements.txt"
+            requirements.setdefault(req, []).extend(recipe["requirements"])
+    for rel in python:
+        if not rel.startswith((PACKAGE_DIR, TESTS_DIR)) and NAME not in rel:
+            if "/SSAST/" not in rel and os.path.exists(
+                os.path.join(checkout, rel)
+            ):
+                raise FileExistsError(f"{rel} exists upstream; not overwritten")
+    out = _format_python(python, checkout)
+    out.update(other)
+    csvs = {}
+    for key, paths in yamls.items():
+        rel = f"tests/recipes/{RECIPES[key]['dataset']}.csv"
+        csvs.setdefault(rel, []).extend(csv_rows(key, paths))
+    for rel, rows in csvs.items():
+        out[rel] = merge_csv(theirs(rel), rows)
+    for key, paths in yamls.items():
+        rel = f"{RECIPES[key]['upstream']}/README.md"
+        names = {
+            upstream_yaml_name(n, RECIPES[key]): n
+            for n in os.listdir(
+                os.path.join(ROOT, RECIPES[key]["ours"], "hparams")
+            )
+        }
+        out[rel] = recipe_readme(key, RECIPES[key], theirs(rel), paths, names)
+    for rel, lines in requirements.items():
+        out[rel] = merge_requirements(theirs(rel), lines)
+    subpackages = {
+        r.split("/")[0]
+        for r, p in part_of.items()
+        if p <= upto and r.endswith(".py") and "/" in r
+    }
+    out[os.path.join(PACKAGE_DIR, "README.md")] = integration_readme(
+        sorted(subpackages), upto
+    )
+    out[".dict-speechbrain.txt"] = merge_lines(
+        theirs(".dict-speechbrain.txt"), CODESPELL_WORDS
+    )
+    if os.path.isfile(os.path.join(checkout, "docs", "conf.py")):
+        out["docs/conf.py"] = merge_mock_imports(
+            theirs("docs/conf.py"), ["timm"]
+        )
+    samples = [s for p in PARTS[:upto] for s in p.get("samples", [])]
+    if samples:
+        out.update(sample_data(samples))
+    return out
+
+
+class Writer:
+    """Writes files under the checkout, printing what changed.
+
+    Arguments
+    ---------
+    root : str
+        The checkout.
+    out : file
+        Where the ``wrote`` / ``unchanged`` lines go.
+    """
+
+    def __init__(self, root, out=sys.stdout):
+        self.root = root
+        self.out = out
+        self.written = []
+
+    def write(self, relpath, content):
+        """Writes ``content`` (str or bytes) to ``relpath`` unless it is
+        already there."""
+        path = os.path.join(self.root, relpath)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                if f.read() == data:
+                    print(f"unchanged {relpath}", file=self.out)
+                    return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        self.written.append(relpath)
+        print(f"wrote {relpath}", file=self.out)
+
+
+def part_new_paths(part):
+    """The upstream paths of the library modules and recipe files that
+    ``part`` adds (cheap: nothing is formatted or generated)."""
+    part_of, _ = assign_parts()
+    paths = [
+        os.path.join(PACKAGE_DIR, rel)
+        for rel, p in part_of.items()
+        if p == part and rel.endswith(".py")
+    ]
+    for key, recipe in RECIPES.items():
+        for name in recipe_part_files(key, part):
+            if name.endswith(".yaml"):
+                base = os.path.basename(name)
+                theirs = f"hparams/{upstream_yaml_name(base, recipe)}"
+            else:
+                theirs = recipe["files"][name]
+            paths.append(f"{recipe['upstream']}/{theirs}")
+    return sorted(paths)
+
+
+def check_earlier_parts(checkout, part):
+    """Raises :class:`PartOrderError` unless parts 1..part-1 are in the
+    checkout (each part's new modules and recipe files present)."""
+    for earlier in range(1, part):
+        for path in part_new_paths(earlier):
+            if not os.path.isfile(os.path.join(checkout, path)):
+                before = f"parts 1-{part - 1}" if part > 2 else "part 1"
+                raise PartOrderError(
+                    f"part {part} goes on top of {before}: part {earlier} "
+                    f"is not in {checkout} ({path} is missing); write it "
+                    f"first with --part {earlier}"
+                )
+
+
+def write_contribution(
+    checkout, out=sys.stdout, part=None, author=DEFAULT_AUTHOR
+):
+    """Writes parts 1..4 (``part=None``) or one part into ``checkout``;
+    returns the paths written.
 
     Arguments
     ---------
@@ -677,6 +1226,10 @@ def write_contribution(checkout, out=sys.stdout):
         The upstream SpeechBrain checkout.
     out : file
         Where the per-file lines are printed.
+    part : int, optional
+        Only this part (1-based), on top of the earlier ones.
+    author : str
+        The name on the Authors lines.
 
     Returns
     -------
@@ -684,75 +1237,128 @@ def write_contribution(checkout, out=sys.stdout):
         The files written (changed or new), relative to ``checkout``.
     """
     check_checkout(checkout)
+    if part is not None:
+        if not 1 <= part <= len(PARTS):
+            raise PartOrderError(f"--part is 1 to {len(PARTS)}, not {part}")
+        check_earlier_parts(checkout, part)
+    files = contribution(checkout, part or len(PARTS), author)
     writer = Writer(checkout, out)
-    python, yaml_files = {}, {}
-    python.update(library_files())
-    rows = {}
-    for recipe in RECIPES:
-        files = recipe_files(recipe)
-        yamls = sorted(p for p in files if p.endswith(".yaml"))
-        for rel, text in files.items():
-            (yaml_files if rel.endswith(".yaml") else python)[rel] = text
-        rows[recipe["dataset"]] = (recipe, yamls)
-    for rel in python:
-        if os.path.exists(os.path.join(checkout, rel)) and not rel.startswith(
-            PACKAGE_DIR
-        ):
-            theirs = writer.read(rel)
-            if (
-                MARK_BEGIN not in theirs
-                and "spectrogram_transformer" not in rel
-            ):
-                raise FileExistsError(f"{rel} exists upstream; not overwritten")
-    for rel, text in _format_python(python, checkout).items():
-        writer.write(rel, text)
-    for rel, text in yaml_files.items():
-        writer.write(rel, text)
-    for rel, data in library_data().items():
-        writer.write(rel, data, binary=True)
-    writer.write(
-        os.path.join(PACKAGE_DIR, "extra_requirements.txt"),
-        "\n".join(INTEGRATION_REQUIREMENTS) + "\n",
-    )
-    for dataset, (recipe, yamls) in rows.items():
-        rel = f"tests/recipes/{dataset}.csv"
-        ours = set(yamls)
-        writer.write(
-            rel,
-            merge_csv(
-                writer.read(rel),
-                csv_rows(recipe, yamls),
-                lambda row, ours=ours: row["Hparam_file"].strip() in ours
-                or NAME in row["Hparam_file"],
-            ),
-        )
-        readme = f"{recipe['upstream']}/README.md"
-        writer.write(
-            readme,
-            merge_section(writer.read(readme), readme_section(recipe, yamls)),
-        )
-        req = f"{recipe['upstream']}/extra_requirements.txt"
-        writer.write(req, merge_lines(writer.read(req), recipe["requirements"]))
-    writer.write(
-        ".dict-speechbrain.txt",
-        merge_lines(writer.read(".dict-speechbrain.txt"), CODESPELL_WORDS),
-    )
-    for rel, data in sample_data(checkout).items():
-        writer.write(rel, data, binary=True)
+    for rel in sorted(files):
+        writer.write(rel, files[rel])
     return writer.written
+
+
+def describe_parts(checkout):
+    """One line per part: its title, files and added lines, and the
+    modules an earlier part needs (pulled forward)."""
+    part_of, pulled = assign_parts()
+    lines = []
+    for part in range(1, len(PARTS) + 1):
+        before = contribution(checkout, part - 1) if part > 1 else {}
+        now = contribution(checkout, part)
+        changed = [p for p, c in now.items() if before.get(p) != c]
+        added = sum(
+            added_lines(before.get(rel, theirs_text(checkout, rel)), now[rel])
+            for rel in changed
+        )
+        lines.append(
+            f"part {part}: {PARTS[part - 1]['title']}: {len(changed)} files, "
+            f"{added} added lines"
+        )
+        for rel, (p, why) in sorted(pulled.items()):
+            if p == part:
+                lines.append(f"    speechbrain_ast/{rel}: needed by {why}")
+        new = {p: now[p] for p in changed}
+        for path, module in dangling_references(new, part_of, part):
+            lines.append(f"    {path} names {module}, not written")
+    return lines
+
+
+def dangling_references(files, part_of, upto):
+    """``(path, module)`` for each mention, in ``files`` (the written text
+    of parts 1..upto), of an integration module that is not written
+    (excluded, or in a later part): text to change in this project."""
+    sources = library_sources()
+    out = set()
+    pattern = re.escape(PACKAGE) + r"((?:\.\w+)+)"
+    for path, text in files.items():
+        if isinstance(text, bytes):
+            continue
+        for match in re.finditer(pattern, text):
+            rel = _resolve("speechbrain_ast" + match.group(1), sources)
+            if rel is None or rel.endswith("__init__.py"):
+                continue
+            if part_of.get(rel) is None or part_of[rel] > upto:
+                out.add((path, f"speechbrain_ast/{rel}"))
+    return sorted(out)
+
+
+def added_lines(old, new):
+    """Lines a diff from ``old`` to ``new`` adds (0 for binary files).
+
+    Example
+    -------
+    >>> added_lines("a\nb\n", "a\nc\nb\nd\n")
+    2
+    """
+    if isinstance(new, bytes) or isinstance(old, bytes):
+        return 0
+    diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="")
+    return sum(
+        1
+        for line in diff
+        if line.startswith("+") and not line.startswith("+++")
+    )
+
+
+def theirs_text(checkout, rel):
+    """The checkout's text of ``rel`` ("" when absent or binary)."""
+    path = os.path.join(checkout, rel)
+    try:
+        return _read(path) if os.path.isfile(path) else ""
+    except UnicodeDecodeError:
+        return ""
 
 
 def main(argv=None):
     """Command line; returns the exit status."""
     parser = argparse.ArgumentParser(
         description="Write the Audio Spectrogram Transformer contribution "
-        "into an upstream SpeechBrain checkout (idempotent)."
+        "into an upstream SpeechBrain checkout (idempotent), whole or one "
+        "part of the series at a time."
     )
     parser.add_argument("checkout", help="root of the upstream checkout")
+    parser.add_argument(
+        "--part",
+        type=int,
+        help=f"write part N (1-{len(PARTS)}) on top of parts 1..N-1",
+    )
+    parser.add_argument(
+        "--author",
+        default=DEFAULT_AUTHOR,
+        help="the name on the files' Authors lines (upstream lists people)",
+    )
+    parser.add_argument(
+        "--list-parts",
+        action="store_true",
+        help="print each part's title, files and added lines",
+    )
     args = parser.parse_args(argv)
     try:
-        written = write_contribution(args.checkout)
-    except (NotAnUpstreamCheckout, FileExistsError, RuntimeError) as err:
+        check_checkout(args.checkout)
+        if args.list_parts:
+            print("\n".join(describe_parts(args.checkout)))
+            return 0
+        written = write_contribution(
+            args.checkout, part=args.part, author=args.author
+        )
+    except (
+        NotAnUpstreamCheckout,
+        PartOrderError,
+        FileExistsError,
+        RuntimeError,
+        ValueError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(written)} files written into {args.checkout}")

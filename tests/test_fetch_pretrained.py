@@ -2,8 +2,9 @@
 
 The hub path runs huggingface_hub's own ``hf_hub_download`` and
 SpeechBrain's ``fetch`` for real, offline, on a hub cache this test writes
-in huggingface_hub's layout; the web path runs ``fetch`` with its download
-function pointed at a local folder. The weights come from transformers'
+in huggingface_hub's layout (a web address, through ``fetch`` with its
+download pointed at a local folder, is tested in
+``test_upstream_integration.py``). The weights come from transformers'
 ``ASTForAudioClassification.save_pretrained``.
 
 Authors
@@ -11,7 +12,6 @@ Authors
 """
 
 import os
-import shutil
 
 import pytest
 import torch
@@ -126,30 +126,6 @@ def test_hub_id_missing_offline_says_what_to_do(offline_hub, tmp_path):
         RuntimeError, match="model.safetensors, pytorch_model.bin"
     ):
         fetch_pretrained(REPO, tmp_path)
-
-
-def test_web_address_through_fetch(monkeypatch, tmp_path):
-    """A Dropbox-style address (``?dl=1``) is saved under its file name."""
-    import speechbrain.utils.fetching as fetching
-
-    served = tmp_path / "server"
-    served.mkdir()
-    (served / "audioset_10_10_0.4593.pth").write_bytes(b"weights")
-    asked = []
-
-    def download_file(source, url, destination):
-        asked.append(url)
-        name = url.split("/")[-1].split("?")[0]
-        shutil.copy(served / name, destination)
-
-    monkeypatch.setattr(fetching, "download_file", download_file)
-    url = "https://www.dropbox.com/s/abc/audioset_10_10_0.4593.pth?dl=1"
-    path = fetch_pretrained(url, tmp_path / "saved")
-    assert path == str(tmp_path / "saved" / "audioset_10_10_0.4593.pth")
-    assert open(path, "rb").read() == b"weights"
-    assert asked == [url]
-    fetch_pretrained(url, tmp_path / "saved")
-    assert asked == [url]  # found, not downloaded again
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,10 @@ SCRIPTS = sorted(
     for path in ROOT.glob(pattern)
     if path.name != "__init__.py"
 )
-GENERATORS = sorted(
+GENERATORS = sorted(  # the dataset generators: each is a command line
     f"speechbrain_ast.testing.{path.stem}"
     for path in (ROOT / "speechbrain_ast" / "testing").glob("*.py")
-    if path.name != "__init__.py"
+    if '__name__ == "__main__"' in path.read_text()
 )
 MODULES = sorted(
     [

@@ -85,3 +85,125 @@ def test_model_folder_loads_through_encoder_classifier(tmp_path):
         logits = head(lobe(FixedNormalization(-4.27, 4.57)(feats)))
     assert torch.allclose(out_prob.reshape(1, -1), logits, atol=1e-5)
     assert labels[0] in ("dog", "rain", "siren")
+
+
+def _tiny_lobe(**kwargs):
+    from speechbrain_ast.model.lobe import AST
+
+    config = dict(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
+    config.update(kwargs)
+    return AST(**config)
+
+
+def _same_blocks(a, b):
+    return all(
+        torch.equal(p, b.state_dict()[k])
+        for k, p in a.state_dict().items()
+        if k.startswith("blocks.")
+    )
+
+
+def test_reference_checkpoint_initialises_the_backbone(tmp_path):
+    """A reference ``.pth`` (``module.v.*`` keys) gives the lobe its
+    backbone, the positional embedding adapted to another length."""
+    from speechbrain_ast.weights import init_from_pretrained
+
+    torch.manual_seed(0)
+    source = _tiny_lobe(input_tdim=1024)  # AudioSet's 10 s, strides 10
+    state = {f"module.v.{k}": v for k, v in source.state_dict().items()}
+    state["module.mlp_head.0.weight"] = torch.ones(32)
+    state["module.mlp_head.0.bias"] = torch.zeros(32)
+    state["module.mlp_head.1.weight"] = torch.zeros(5, 32)
+    state["module.mlp_head.1.bias"] = torch.zeros(5)
+    path = tmp_path / "audioset.pth"
+    torch.save(state, path)
+    lobe = _tiny_lobe()
+    loaded = init_from_pretrained(lobe, audioset_pretrain=str(path))
+    assert "pooling cls" in loaded
+    assert _same_blocks(source, lobe)
+    assert lobe(torch.randn(1, 64, 128)).shape == (1, 32)
+
+
+def test_transformers_folder_initialises_the_backbone(tmp_path):
+    """A transformers AST folder (as the hub's
+    ``MIT/ast-finetuned-audioset-10-10-0.4593``) gives the same backbone
+    as the equivalent reference checkpoint."""
+    transformers = pytest.importorskip("transformers")
+    from speechbrain_ast.weights import build_from_checkpoint
+
+    config = transformers.ASTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_length=64,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = transformers.ASTForAudioClassification(config).eval()
+    model.save_pretrained(tmp_path / "hf")
+    lobe, head, _ = build_from_checkpoint(str(tmp_path / "hf"))
+    feats = torch.randn(1, 64, 128)
+    with torch.no_grad():
+        ours = head(lobe.eval()(feats))
+        theirs = model(feats).logits
+    assert torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_ssast_encoder_initialises_the_lobe(tmp_path):
+    """An encoder saved after self-supervised pretraining starts a lobe
+    of another length; ``pooling: auto`` then takes the patch mean."""
+    from speechbrain_ast.weights import init_from_pretrained
+    from speechbrain_ast.weights.ssast import save_ssast_encoder
+
+    torch.manual_seed(0)
+    patches = dict(patch_size=(128, 2), fstride=128, tstride=2)
+    encoder = _tiny_lobe(input_tdim=128, **patches)
+    path = tmp_path / "ssast_encoder.pt"
+    save_ssast_encoder(encoder, str(path))
+    lobe = _tiny_lobe(**patches)
+    loaded = init_from_pretrained(lobe, ssl_pretrain=str(path))
+    assert "pooling mean" in loaded
+    assert _same_blocks(encoder, lobe)
+
+
+def test_weights_by_web_address_are_fetched_once(monkeypatch, tmp_path):
+    """A web address goes through SpeechBrain's fetching (its download
+    pointed at a local folder here) into ``savedir``, once."""
+    import speechbrain.utils.fetching as fetching
+    from speechbrain_ast.weights.fetch import fetch_pretrained
+
+    served = tmp_path / "server"
+    served.mkdir()
+    (served / "audioset_10_10_0.4593.pth").write_bytes(b"weights")
+    asked = []
+
+    def download_file(source, url, destination):
+        """SpeechBrain's download, from the local folder."""
+        asked.append(url)
+        name = url.split("/")[-1].split("?")[0]
+        (tmp_path / destination).write_bytes((served / name).read_bytes())
+
+    monkeypatch.setattr(fetching, "download_file", download_file)
+    url = "https://example.org/weights/audioset_10_10_0.4593.pth?dl=1"
+    for _ in range(2):
+        path = fetch_pretrained(url, tmp_path / "saved")
+    assert open(path, "rb").read() == b"weights"
+    assert asked == [url]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fetch_pretrained("./no/such/weights.pth", name="audioset_pretrain")
+
+
+def test_safe_checkpointer_loads_the_last_good_checkpoint(tmp_path):
+    """A damaged newest checkpoint is named in a warning and the one
+    before it is loaded."""
+    from speechbrain_ast.training.checkpoint import SafeCheckpointer
+
+    saver = SafeCheckpointer(tmp_path, {"model": torch.nn.Linear(3, 2)})
+    saver.save_checkpoint(meta={"n": 1})
+    newest = saver.save_checkpoint(meta={"n": 2})
+    (newest.path / "model.ckpt").write_bytes(b"")
+    loader = SafeCheckpointer(tmp_path, {"model": torch.nn.Linear(3, 2)})
+    with pytest.warns(UserWarning, match="model.ckpt is empty"):
+        found = loader.recover_if_possible()
+    assert found.meta["n"] == 1
