@@ -16,6 +16,8 @@ Commands recipe on the same speaker split.
   the folder recipe again with ``--ssl_pretrain`` and that encoder (its
   default ``hparams/ssast_finetune.yaml``: the SSAST reference's
   fine-tuning), on the same split and for the same 30 epochs;
+  ``ssast_small_settings``: the same encoder fine-tuned with
+  ``hparams/scratch_small.yaml``'s settings (the from-scratch run's);
 * ``sounds`` (``--sounds FOLDER``): the 17 freesound recordings, one per
   class, and the five ESC-50 clips the tests ship (dog, car horn,
   thunderstorm: into the freesound classes of those names), cut into 1 s
@@ -66,6 +68,7 @@ ESC50_CLASSES = {
     "thunderstorm": "thunder",
 }
 SPEAKER = "_([a-z]+)_"
+RUNS = ("folder", "ssast", "ssast_small_settings", "speech_commands", "sounds")
 
 
 def class_folders(recordings, out, digits, takes=None):
@@ -146,10 +149,10 @@ def sound_pieces(sounds, out, seconds=1.0, esc50=ESC50):
     return counts
 
 
-def folder_run(data, out, extra=()):
-    """The audio-folder recipe with its defaults."""
+def folder_run(data, out, extra=(), hparams=()):
+    """The audio-folder recipe with its defaults (or the yaml ``hparams``)."""
     cmd = [
-        sys.executable, "recipes/AudioFolder/train.py",
+        sys.executable, "recipes/AudioFolder/train.py", *hparams,
         "--data_folder", data, "--output_folder", out, "--noprogressbar",
         *extra,
     ]  # fmt: skip
@@ -169,9 +172,13 @@ def folder_run(data, out, extra=()):
     }
 
 
-def ssast_folder_run(folder, manifest, work, epochs, quick, encoder=None):
+def ssast_folder_run(
+    folder, manifest, work, epochs, quick, encoder=None, name="ssast_folder",
+    hparams=(),
+):  # fmt: skip
     """SSAST pretraining on ``manifest``'s audio (unless ``encoder`` is
-    given), then the folder recipe fine-tuning it."""
+    given), then the folder recipe fine-tuning it (with its default for an
+    encoder, or the yaml ``hparams``) in ``work/name``."""
     pretrain = None
     if encoder is None:
         dims = quick[:6]  # the model of a smoke run
@@ -182,8 +189,9 @@ def ssast_folder_run(folder, manifest, work, epochs, quick, encoder=None):
     epochs_only = quick[6:]  # the shape is the encoder's
     tuned = folder_run(
         folder,
-        os.path.join(work, "ssast_folder"),
+        os.path.join(work, name),
         ["--group_pattern", SPEAKER, "--ssl_pretrain", encoder, *epochs_only],
+        hparams,
     )
     return {**tuned, "encoder": encoder, "pretrain": pretrain}
 
@@ -196,7 +204,11 @@ def plot_curves(results, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = {"folder": "from scratch", "ssast": "SSAST-initialised"}
+    names = {
+        "folder": "from scratch",
+        "ssast": "SSAST, the reference's fine-tuning",
+        "ssast_small_settings": "SSAST, scratch_small.yaml's settings",
+    }
     for key, label in names.items():
         if results.get(key):
             curve = results[key]["valid_curve"]
@@ -270,12 +282,17 @@ def main(argv=None):
             quick,
             args.ssast_encoder,
         )
-        same = split_speakers(
-            os.path.join(work, "ssast_folder", "save", "split.csv")
-        )
-        if same != speakers:
-            raise RuntimeError(f"the SSAST run split otherwise: {same}")
+        # the same encoder with the small configuration's settings
+        results["ssast_small_settings"] = ssast_folder_run(
+            folder, None, work, None, quick, results["ssast"]["encoder"],
+            "ssast_small_folder", ["hparams/scratch_small.yaml"],
+        )  # fmt: skip
+        for name in ("ssast_folder", "ssast_small_folder"):
+            same = split_speakers(os.path.join(work, name, "save", "split.csv"))
+            if same != speakers:
+                raise RuntimeError(f"{name} split otherwise: {same}")
         print("ssast", results["ssast"], flush=True)
+        print("ssast_small_settings", results["ssast_small_settings"])
 
     layout = os.path.join(work, "speech_commands")
     make_fsdd_speech_commands(
@@ -309,7 +326,7 @@ def main(argv=None):
         print("sounds", results["sounds"], flush=True)
 
     print(f"\n{'run':16s} {'test acc':>9s} {'minutes':>8s}  valid curve")
-    for name in ("folder", "ssast", "speech_commands", "sounds"):
+    for name in RUNS:
         if results.get(name):
             r = results[name]
             curve = " ".join(f"{v:.2f}" for v in r["valid_curve"])

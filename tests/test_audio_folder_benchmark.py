@@ -24,12 +24,15 @@ def test_quick_run_scratch_and_ssast_on_one_split(tmp_path):
         ]
     )  # fmt: skip
     results = json.loads(out.read_text())
-    for name in ("folder", "ssast"):
+    for name in ("folder", "ssast", "ssast_small_settings"):
         assert len(results[name]["valid_curve"]) == 2, name
         assert 0.0 <= results[name]["test_acc"] <= 1.0, name
     assert len(results["ssast"]["pretrain"]["pretext_valid_acc"]) == 1
     # the fine-tuning took the encoder's shape and the reference's strides
     chosen = results["ssast"]["chosen"]
     assert (chosen["embed_dim"], chosen["tstride"]) == (32, 1)
+    small = results["ssast_small_settings"]
+    assert small["encoder"] == results["ssast"]["encoder"]
+    assert small["chosen"]["embed_dim"] == 32
     assert "speech_commands" not in results or not results["speech_commands"]
     assert (tmp_path / "curves.png").stat().st_size > 1000
