@@ -1298,7 +1298,7 @@ def added_lines(old, new):
 
     Example
     -------
-    >>> added_lines("a\nb\n", "a\nc\nb\nd\n")
+    >>> added_lines("a\\nb\\n", "a\\nc\\nb\\nd\\n")
     2
     """
     if isinstance(new, bytes) or isinstance(old, bytes):
