@@ -258,7 +258,7 @@ if __name__ == "__main__":
         loaded = init_from_pretrained(
             hparams["embedding_model"],
             audioset_pretrain=hparams["audioset_pretrain"],
-            ssl_pretrain=hparams["ssl_pretrain"],
+            ssl_pretrain=encoder,  # fetched above
             imagenet_pretrain=hparams["imagenet_pretrain"],
             imagenet_checkpoint=hparams["imagenet_checkpoint"],
             channel_reduction=hparams["channel_reduction"],
