@@ -47,11 +47,22 @@ setup(
             # on the contribution (scripts/upstream_checks.sh)
             "pre-commit-hooks>=4",
             "pytest-cov>=4",
+            # sound event evaluation and live tagging (fake input device)
+            "sed_scores_eval>=0.0.4",
+            "sed_eval>=0.2",
+            "setuptools<81",
+            "sounddevice>=0.4",
         ],
         # tag --plot and the benchmark plots
         "plot": ["matplotlib>=3.5"],
         # WebDataset tar shards (speechbrain_ast.data.shards, AudioSet)
         "shards": ["webdataset>=1.0"],
+        # sound event detection: PSDS (sed_scores_eval), event- and
+        # segment-based F1 (sed_eval; its dcase_util imports pkg_resources,
+        # which setuptools 81 removed)
+        "events": ["sed_scores_eval>=0.0.4", "sed_eval>=0.2", "setuptools<81"],
+        # tag --stream from a microphone (needs the PortAudio library)
+        "stream": ["sounddevice>=0.4"],
         # ONNX export and the ONNX Runtime / OpenVINO backends of tag
         "deploy": [
             "onnx>=1.16",
