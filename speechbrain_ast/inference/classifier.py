@@ -122,6 +122,11 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
     keep their own length (then clips of different lengths in one batch
     are run one by one, since padding would change their outputs).
 
+    A folder may also hold a frame head (``mods.frame_head``, see
+    :mod:`speechbrain_ast.events`) and the event detection settings tuned
+    with it: ``thresholds`` (one per class, or one number) and
+    ``median_window`` (columns), None where the folder has none.
+
     Arguments
     ---------
     *args, **kwargs
@@ -149,6 +154,9 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         self.multi_label = bool(getattr(self.hparams, "multi_label", False))
         self.native_length = bool(getattr(self.hparams, "native_length", False))
         self.sample_rate = int(getattr(self.hparams, "sample_rate", 16000))
+        # sound event detection settings tuned for the folder, if any
+        self.thresholds = getattr(self.hparams, "thresholds", None)
+        self.median_window = getattr(self.hparams, "median_window", None)
         self._set_precision()
 
     def _set_precision(self):
@@ -166,8 +174,13 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         if self.compute_dtype == torch.float32:
             return
         warn_if_slow(self.precision, self.device_type)
-        for name in ("embedding_model", "classifier"):
+        for name in self._weighted_modules():
             cast_for_inference(self.mods[name], self.compute_dtype)
+
+    def _weighted_modules(self):
+        """The mods with weights: lobe, head and a frame head if any."""
+        names = ("embedding_model", "classifier", "frame_head")
+        return [name for name in names if name in self.mods]
 
     def quantize_int8(self):
         """Switches the lobe and head to int8 dynamic quantization (CPU).
@@ -211,7 +224,7 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
                 "precision 'fp32' to quantize it (int8 and bf16/fp16 are "
                 "alternatives, not a combination)."
             )
-        for name in ("embedding_model", "classifier"):
+        for name in self._weighted_modules():
             self.mods[name] = quantize_int8(self.mods[name], inplace=True)
         return self
 
@@ -241,14 +254,38 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             )
         return wavs.to(self.device).float(), wav_lens.to(self.device)
 
-    def _encode(self, wavs, wav_lens):
-        """Frontend, normalisation and lobe on a prepared batch."""
+    def _encode(self, wavs, wav_lens, frames=False):
+        """Frontend, normalisation and lobe on a prepared batch: the pooled
+        embedding, or with ``frames`` the lobe's ``forward_frames``."""
         feats = self.mods.compute_features(wavs, wav_lens)
         feats = self.mods.mean_var_norm(feats, wav_lens)
+        lobe = self.mods.embedding_model
         # the log-mel stays float32; the lobe runs in the run option's
         # precision (autocast, a no-op for fp32)
         with self.inference_ctx:
-            return self.mods.embedding_model(feats, wav_lens).float()
+            if frames:
+                return lobe.forward_frames(feats).float()
+            return lobe(feats, wav_lens).float()
+
+    def _encode_clips(self, wavs, wav_lens, frames=False):
+        """:meth:`_encode`, clip by clip where padding would be seen."""
+        wavs, wav_lens = self._prepare(wavs, wav_lens)
+        with torch.no_grad():
+            if self.native_length and not bool(torch.all(wav_lens == 1.0)):
+                # padding would be seen by the lobe: run each clip alone
+                outs = []
+                for wav, rel in zip(wavs, wav_lens):
+                    n = int(torch.round(rel * wavs.shape[1]))
+                    one = torch.ones(1, device=self.device)
+                    outs.append(
+                        self._encode(wav[None, : max(n, 1)], one, frames)
+                    )
+                if frames:  # zero columns after the shorter clips
+                    return torch.nn.utils.rnn.pad_sequence(
+                        [out[0] for out in outs], batch_first=True
+                    )
+                return torch.cat(outs)
+            return self._encode(wavs, wav_lens, frames)
 
     def encode_batch(self, wavs, wav_lens=None, normalize=False):
         """Pooled AST embeddings, length-aware.
@@ -270,17 +307,40 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             ``[batch, embed_dim]``.
         """
         del normalize
-        wavs, wav_lens = self._prepare(wavs, wav_lens)
-        with torch.no_grad():
-            if self.native_length and not bool(torch.all(wav_lens == 1.0)):
-                # padding would be seen by the lobe: run each clip alone
-                embs = []
-                for wav, rel in zip(wavs, wav_lens):
-                    n = int(torch.round(rel * wavs.shape[1]))
-                    one = torch.ones(1, device=self.device)
-                    embs.append(self._encode(wav[None, : max(n, 1)], one))
-                return torch.cat(embs)
-            return self._encode(wavs, wav_lens)
+        return self._encode_clips(wavs, wav_lens)
+
+    def encode_frames(self, wavs, wav_lens=None):
+        """Frame embeddings: the lobe's ``forward_frames``, one vector per
+        patch column, length-aware as :meth:`encode_batch`.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` (or ``[samples]``) at the folder's rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1]. In a native-length folder each clip
+            runs alone and the shorter ones get zero columns at the end.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, columns, embed_dim]``.
+
+        Example
+        -------
+        >>> import os, tempfile
+        >>> from speechbrain_ast.testing.model_folders import (
+        ...     tiny_model_folder,
+        ... )
+        >>> tmp = tempfile.mkdtemp()
+        >>> model = ASTAudioClassifier.from_hparams(
+        ...     source=tiny_model_folder(os.path.join(tmp, "model")),
+        ...     savedir=os.path.join(tmp, "saved"),
+        ... )
+        >>> model.encode_frames(torch.randn(2, 16000) * 0.1).shape
+        torch.Size([2, 12, 64])
+        """
+        return self._encode_clips(wavs, wav_lens, frames=True)
 
     def compute_logits(self, wavs, wav_lens=None):
         """The head's raw outputs (before sigmoid / softmax).

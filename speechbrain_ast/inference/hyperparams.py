@@ -14,7 +14,7 @@ import math
 import torch
 import yaml
 
-__all__ = ["hyperparams_text", "module_config"]
+__all__ = ["event_settings", "hyperparams_text", "module_config"]
 
 
 def _plain(value):
@@ -80,6 +80,52 @@ def module_config(module):
     return {key: _plain(val) for key, val in config.items()}
 
 
+def event_settings(thresholds, median_window, n_classes):
+    """The event detection settings a model folder records, checked:
+    ``thresholds`` and ``median_window``, each only where given.
+
+    Arguments
+    ---------
+    thresholds : float or sequence of float or None
+        One threshold in [0, 1] or one per class.
+    median_window : int or None
+        Odd median filter length, in patch columns.
+    n_classes : int
+        The folder's number of classes.
+
+    Returns
+    -------
+    dict
+        Plain values for the yaml's top level.
+
+    Example
+    -------
+    >>> event_settings([0.5, 0.25], 7, n_classes=2)
+    {'thresholds': [0.5, 0.25], 'median_window': 7}
+    >>> event_settings(None, None, n_classes=2)
+    {}
+    """
+    settings = {}
+    if thresholds is not None:
+        values = torch.as_tensor(thresholds, dtype=torch.float64)
+        in_range = bool(((values >= 0) & (values <= 1)).all())
+        count = values.numel() in (1, n_classes)
+        if values.dim() > 1 or not count or not in_range:
+            raise ValueError(
+                f"thresholds must be one number or {n_classes} (one per "
+                f"class), each in [0, 1]; got {thresholds!r}."
+            )
+        settings["thresholds"] = values.tolist()
+    if median_window is not None:
+        if int(median_window) != median_window or median_window % 2 != 1:
+            raise ValueError(
+                "median_window must be an odd number of columns >= 1; got "
+                f"{median_window!r}."
+            )
+        settings["median_window"] = int(median_window)
+    return settings
+
+
 def _class_path(module):
     """``package.module.Class`` for a YAML ``!new:`` tag."""
     cls = type(module)
@@ -87,7 +133,12 @@ def _class_path(module):
 
 
 def hyperparams_text(
-    settings, frontend_kwargs, embedding_model, classifier, extra=None
+    settings,
+    frontend_kwargs,
+    embedding_model,
+    classifier,
+    extra=None,
+    frame_head=None,
 ):
     """The text of a model folder's hyperparams.yaml.
 
@@ -96,7 +147,8 @@ def hyperparams_text(
     settings : dict
         The top-level values its objects refer to: ``sample_rate``,
         ``multi_label``, ``native_length``, ``n_classes``, ``norm_mean``
-        and ``norm_std``.
+        and ``norm_std``; optionally the event detection settings
+        ``thresholds`` and ``median_window``.
     frontend_kwargs : dict
         Keyword arguments of :class:`~speechbrain_ast.features.KaldiFbank`
         other than ``sample_rate``.
@@ -104,6 +156,9 @@ def hyperparams_text(
         Written as their class with their :func:`module_config`.
     extra : dict, optional
         Plain values recorded under ``export_info``.
+    frame_head : torch.nn.Module, optional
+        A frame head (:class:`speechbrain_ast.events.FrameHead`), written
+        as a third module loaded from ``frame_head.ckpt``.
 
     Returns
     -------
@@ -126,6 +181,19 @@ def hyperparams_text(
     """
     lobe = (_class_path(embedding_model), module_config(embedding_model))
     head = (_class_path(classifier), module_config(classifier))
+    frames = []
+    if frame_head is not None:
+        frames = [
+            "# frame head: sound event detection (speechbrain_ast.events)",
+            f"frame_head: !new:{_class_path(frame_head)}",
+            *_yaml_mapping(module_config(frame_head), 4),
+            "",
+        ]
+    # the lines naming the frame head in modules and the pretrainer
+    with_frames = frame_head is not None
+    module_line = ["    frame_head: !ref <frame_head>"] * with_frames
+    loadable_line = ["        frame_head: !ref <frame_head>"] * with_frames
+    path_line = ["        frame_head: frame_head.ckpt"] * with_frames
     lines = [
         "# AST model folder written by speechbrain_ast.inference.",
         "# Load with speechbrain_ast.inference.ASTAudioClassifier.from_hparams",
@@ -157,6 +225,7 @@ def hyperparams_text(
         f"classifier: !new:{head[0]}",
         *_yaml_mapping(head[1], 4),
         "",
+        *frames,
         "label_encoder: !apply:speechbrain_ast.inference.sized_label_encoder",
         "    - !ref <n_classes>",
         "",
@@ -165,6 +234,7 @@ def hyperparams_text(
         "    mean_var_norm: !ref <mean_var_norm>",
         "    embedding_model: !ref <embedding_model>",
         "    classifier: !ref <classifier>",
+        *module_line,
         "",
         "# bare file names are looked up in the model folder",
         "pretrainer: !new:speechbrain_ast.inference.ModelFolderPretrainer",
@@ -172,10 +242,12 @@ def hyperparams_text(
         "        embedding_model: !ref <embedding_model>",
         "        classifier: !ref <classifier>",
         "        label_encoder: !ref <label_encoder>",
+        *loadable_line,
         "    paths:",
         "        embedding_model: embedding_model.ckpt",
         "        classifier: classifier.ckpt",
         "        label_encoder: label_encoder.txt",
+        *path_line,
         "",
     ]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 from speechbrain_ast.inference.hyperparams import (
+    event_settings,
     hyperparams_text,
     module_config,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "MODEL_FILES",
     "check_model_folder",
     "check_out_dir",
+    "FRAME_HEAD_FILE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ MODEL_FILES = (
     "classifier.ckpt",
     "label_encoder.txt",
 )
+#: The optional frame head's weights (sound event detection).
+FRAME_HEAD_FILE = "frame_head.ckpt"
 
 
 def check_model_folder(folder):
@@ -309,6 +313,9 @@ def export_model_folder(
     multi_label,
     overwrite=False,
     extra=None,
+    frame_head=None,
+    thresholds=None,
+    median_window=None,
 ):
     """Writes a model folder that ``EncoderClassifier.from_hparams`` loads.
 
@@ -337,6 +344,15 @@ def export_model_folder(
     extra : dict, optional
         Plain values (str, numbers, bools, lists) recorded under
         ``export_info`` in hyperparams.yaml, e.g. the source checkpoint.
+    frame_head : torch.nn.Module, optional
+        A frame head (:class:`speechbrain_ast.events.FrameHead`, one output
+        per label), written to ``frame_head.ckpt`` and loaded as
+        ``mods.frame_head``.
+    thresholds : float or sequence of float, optional
+        Event detection thresholds in [0, 1], one or one per label (e.g.
+        tuned by :func:`speechbrain_ast.events.tune_thresholds`).
+    median_window : int, optional
+        The event detection's odd median filter length, in columns.
 
     Returns
     -------
@@ -384,6 +400,14 @@ def export_model_folder(
             f"Labels must be unique, these repeat: {duplicates[:5]}. Rename "
             "them (e.g. append the class index)."
         )
+    if frame_head is not None:
+        outputs = module_config(frame_head).get("num_classes")
+        if outputs is not None and outputs != len(labels):
+            raise ValueError(
+                f"The frame head has {outputs} outputs for {len(labels)} "
+                "labels: give a frame head with one output per label."
+            )
+    events = event_settings(thresholds, median_window, len(labels))
     frontend_kwargs = dict(frontend_kwargs)
     settings = {
         "sample_rate": int(frontend_kwargs.pop("sample_rate", 16000)),
@@ -392,6 +416,7 @@ def export_model_folder(
         "n_classes": len(labels),
         "norm_mean": float(norm_stats[0]),
         "norm_std": float(norm_stats[1]),
+        **events,
     }
     yaml_text = hyperparams_text(
         settings,
@@ -399,6 +424,7 @@ def export_model_folder(
         embedding_model,
         classifier,
         dict(extra or {}),
+        frame_head=frame_head,
     )
 
     check_out_dir(out_dir, overwrite)
@@ -413,6 +439,14 @@ def export_model_folder(
         "label_encoder.txt": encoder.save,
         "hyperparams.yaml": partial(_write_text, yaml_text),
     }
+    stale_frame_head = os.path.join(out_dir, FRAME_HEAD_FILE)
+    if frame_head is not None:
+        writers = {
+            FRAME_HEAD_FILE: partial(torch.save, _plain_state(frame_head)),
+            **writers,
+        }
+    elif os.path.exists(stale_frame_head):  # an earlier export's
+        os.remove(stale_frame_head)
     for name, write in writers.items():
         # write next to the target, then rename: no half-written model files
         tmp = os.path.join(out_dir, name + ".tmp")
@@ -422,7 +456,14 @@ def export_model_folder(
 
 
 def export_trained_model(
-    out_dir, modules, normalization, labels, multi_label, frontend=None
+    out_dir,
+    modules,
+    normalization,
+    labels,
+    multi_label,
+    frontend=None,
+    thresholds=None,
+    median_window=None,
 ):
     """The model folder of a trained recipe, written by the main process
     with :func:`export_model_folder` (the model files of an earlier export
@@ -435,7 +476,8 @@ def export_trained_model(
         The folder to write.
     modules : mapping of str to torch.nn.Module
         With the ``embedding_model`` (the AST lobe) and the ``classifier``
-        (e.g. the recipe yaml's ``modules``).
+        (e.g. the recipe yaml's ``modules``), and a ``frame_head`` written
+        with them where present.
     normalization : speechbrain_ast.features.FixedNormalization
         The features' normalisation the model was trained with.
     labels : sequence of str
@@ -445,6 +487,10 @@ def export_trained_model(
     frontend : speechbrain_ast.features.KaldiFbank, optional
         The training's frontend: the folder reads audio at its
         ``sample_rate`` (default 16 kHz).
+    thresholds : float or sequence of float, optional
+        Event detection thresholds (see :func:`export_model_folder`).
+    median_window : int, optional
+        The event detection's median filter length, in columns.
 
     Returns
     -------
@@ -483,6 +529,9 @@ def export_trained_model(
         norm_stats=(normalization.mean, normalization.std),
         multi_label=multi_label,
         overwrite=True,
+        frame_head=modules["frame_head"] if "frame_head" in modules else None,
+        thresholds=thresholds,
+        median_window=median_window,
     )
     logger.info("Model exported to %s", folder)
     return folder

@@ -1,0 +1,127 @@
+"""Frame scores of a model folder: the lobe's patch columns through the
+folder's frame head, or, in a folder without one, through a frame head
+copied from its clip head (so any clip model, a published AudioSet
+checkpoint included, detects events without training).
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import weakref
+
+import torch
+
+from speechbrain_ast.events.frames import FrameHead, column_edges
+
+__all__ = ["folder_frame_head", "frame_scores"]
+
+# clip head -> the frame head copied from it, built once per clip head
+_FROM_CLIP_HEAD = weakref.WeakKeyDictionary()
+
+
+def folder_frame_head(classifier):
+    """The frame head of a loaded model folder: ``mods.frame_head`` where
+    the folder has one, else a max-pooling
+    :meth:`~speechbrain_ast.events.frames.FrameHead.from_clip_head` of its
+    clip head, made once and reused.
+
+    Arguments
+    ---------
+    classifier : speechbrain_ast.inference.ASTAudioClassifier
+        The loaded model folder.
+
+    Returns
+    -------
+    FrameHead
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_ast.inference import ASTAudioClassifier
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
+    >>> tmp = tempfile.mkdtemp()
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
+    ...     savedir=os.path.join(tmp, "saved"),
+    ... )
+    >>> folder_frame_head(model) is folder_frame_head(model)
+    True
+    """
+    if "frame_head" in classifier.mods:
+        return classifier.mods.frame_head
+    clip_head = classifier.mods.classifier
+    head = _FROM_CLIP_HEAD.get(clip_head)
+    if head is None:
+        head = FrameHead.from_clip_head(clip_head).eval()
+        _FROM_CLIP_HEAD[clip_head] = head
+    return head
+
+
+def _valid_columns(classifier, wavs, wav_lens, num_frames):
+    """``[batch]`` number of patch columns that hold each clip's audio."""
+    frontend = classifier.mods.compute_features
+    lobe = classifier.mods.embedding_model
+    samples = torch.round(wav_lens.cpu() * wavs.shape[1]).long()
+    frames = frontend.num_frames(samples).clamp(min=1, max=num_frames)
+    return torch.tensor([lobe.grid(int(n))[1] for n in frames])
+
+
+def frame_scores(classifier, wavs, wav_lens=None):
+    """Frame probabilities of every class on the lobe's patch columns.
+
+    Arguments
+    ---------
+    classifier : speechbrain_ast.inference.ASTAudioClassifier
+        A loaded model folder; its frame head scores the columns
+        (:func:`folder_frame_head`).
+    wavs : torch.Tensor
+        ``[batch, samples]`` (or ``[samples]``) at the folder's rate.
+    wav_lens : torch.Tensor, optional
+        Relative lengths in [0, 1].
+
+    Returns
+    -------
+    edges : torch.Tensor
+        ``[T + 1]`` seconds, the columns' spans
+        (:func:`~speechbrain_ast.events.frames.column_edges`).
+    frame_probs : torch.Tensor
+        ``[batch, T, num_classes]`` in [0, 1]; 0 on the columns past a
+        clip's audio (padding). A folder with a fixed ``target_length``
+        scores that many frames: longer audio is cut, so score long
+        recordings window by window.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_ast.inference import ASTAudioClassifier
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
+    >>> tmp = tempfile.mkdtemp()
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
+    ...     savedir=os.path.join(tmp, "saved"),
+    ... )
+    >>> edges, frame_probs = frame_scores(model, torch.randn(2, 16000) * 0.1)
+    >>> edges.shape, frame_probs.shape
+    (torch.Size([13]), torch.Size([2, 12, 3]))
+    """
+    frames = classifier.encode_frames(wavs, wav_lens)
+    wavs, wav_lens = classifier._prepare(wavs, wav_lens)
+    head = folder_frame_head(classifier)
+    with torch.no_grad(), classifier.inference_ctx:
+        frame_probs = head(frames)[0].float()
+    lobe = classifier.mods.embedding_model
+    frontend = classifier.mods.compute_features
+    num_columns = frame_probs.shape[1]
+    # the feature frames the columns were cut from (target_length or the
+    # longest clip), and those holding each clip's audio
+    num_frames = (num_columns - 1) * lobe.tstride + lobe.patch_size[1]
+    valid = _valid_columns(classifier, wavs, wav_lens, num_frames)
+    mask = torch.arange(num_columns) < valid[:, None]
+    frame_probs = frame_probs * mask[..., None].to(frame_probs.device)
+    edges = column_edges(
+        num_columns,
+        lobe.tstride,
+        lobe.patch_size[1],
+        frontend.hop_length / frontend.sample_rate,
+    )
+    return edges, frame_probs
