@@ -468,12 +468,30 @@ def test_evaluation_refuses_mismatched_files():
     assert "'b.wav'" in _one_line(err)
     with pytest.raises(ValueError, match="no duration .*'b.wav'"):
         evaluate_events(scores, references, {"a.wav": 10.0}, LABELS)
+    check_references(scores, references, durations)
+
+
+def test_psds_leaves_out_classes_without_reference_events():
+    """PSDS over the annotated classes equals PSDS of those classes alone."""
+    scores, references, durations = _dataset()
     no_cat = {
         name: [event for event in events if event[2] != "cat"]
         for name, events in references.items()
     }
-    with pytest.raises(ValueError, match=r"every class; none of \['cat'\]"):
-        evaluate_events(scores, no_cat, durations, LABELS)
+    with pytest.warns(UserWarning, match=r"2 of 3 classes.*\['cat'\]"):
+        result = evaluate_events(scores, no_cat, durations, LABELS)
+    kept = [LABELS.index("dog"), LABELS.index("bird")]
+    alone = evaluate_events(
+        {
+            name: (edges, probs[:, kept])
+            for name, (edges, probs) in scores.items()
+        },
+        no_cat,
+        durations,
+        ["dog", "bird"],
+    )
+    assert result["psds1"] == pytest.approx(alone["psds1"])
+    assert result["psds2"] == pytest.approx(alone["psds2"])
     check_references(scores, references, durations)
 
 

@@ -146,6 +146,7 @@ def test_performance_checks_have_upstreams_format():
             "AudioSet/train.py",
             "SSAST/pretrain.py",
             "AudioFolder/train.py",
+            "DESED/train.py",
         )
     ],
     ids=lambda p: os.path.relpath(p, ROOT),

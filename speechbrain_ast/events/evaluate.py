@@ -316,17 +316,11 @@ def _f_measure(metrics):
 
 
 def _psds(filtered, references, durations, labels, settings):
-    """sed_scores_eval's PSDS of filtered frame scores."""
+    """sed_scores_eval's PSDS of filtered frame scores, over the classes
+    that have reference events (PSDS's true-positive rate of a class
+    without any is undefined); ``nan`` when no class has one."""
     scores_module = _quiet_import("sed_scores_eval.base_modules.scores")
     intersection = _quiet_import("sed_scores_eval.intersection_based")
-    frames = {}
-    for filename, (edges, probs) in filtered.items():
-        frame = scores_module.create_score_dataframe(probs, edges, labels)
-        # sed_scores_eval 0.0.4 gives DataFrame.to_numpy() views, read-only
-        # under pandas 3's copy-on-write, to Cython that needs writable
-        # arrays; float32 columns are copied to float64 on the way
-        frame[labels] = frame[labels].astype(np.float32)
-        frames[filename] = frame
     ground_truth = {
         filename: [event[:3] for event in references[filename]]
         for filename in filtered
@@ -334,13 +328,27 @@ def _psds(filtered, references, durations, labels, settings):
     annotated = {
         event[2] for events in ground_truth.values() for event in events
     }
-    unannotated = [label for label in labels if label not in annotated]
-    if unannotated:
-        raise ValueError(
-            f"PSDS needs reference events of every class; none of "
-            f"{unannotated[:10]}: evaluate on clips annotated with every "
-            "class, or leave those classes out of labels and scores."
+    kept = [index for index, label in enumerate(labels) if label in annotated]
+    if len(kept) < len(labels):
+        left_out = [label for label in labels if label not in annotated]
+        warnings.warn(
+            f"PSDS over {len(kept)} of {len(labels)} classes: no reference "
+            f"events of {left_out[:10]}",
+            stacklevel=3,
         )
+    if not kept:
+        return float("nan")
+    names = [labels[index] for index in kept]
+    frames = {}
+    for filename, (edges, probs) in filtered.items():
+        frame = scores_module.create_score_dataframe(
+            np.asarray(probs)[:, kept], edges, names
+        )
+        # sed_scores_eval 0.0.4 gives DataFrame.to_numpy() views, read-only
+        # under pandas 3's copy-on-write, to Cython that needs writable
+        # arrays; float32 columns are copied to float64 on the way
+        frame[names] = frame[names].astype(np.float32)
+        frames[filename] = frame
     value = intersection.psds(
         scores=frames,
         ground_truth=ground_truth,
@@ -379,8 +387,8 @@ def evaluate_events(
     Returns
     -------
     dict
-        ``psds1``, ``psds2`` (:data:`PSDS1`, :data:`PSDS2`; every class
-        needs reference events), ``event_f1`` and ``segment_f1``
+        ``psds1``, ``psds2`` (:data:`PSDS1`, :data:`PSDS2`; over the
+        classes with reference events, with a warning naming the others), ``event_f1`` and ``segment_f1``
         (micro-averaged; 0 where undefined), each in [0, 1].
 
     Example
