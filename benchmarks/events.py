@@ -4,8 +4,8 @@ model, on soundscapes synthesised from real recordings.
 
 The data: DESED-style 10 s soundscapes
 (:mod:`speechbrain_ast.testing.soundscapes`) of spoken digits (the Free
-Spoken Digit Dataset, 10 classes) placed 1-4 a clip over real background
-recordings (freesound clips: rain, a train, a crowd, typing, ...), in
+Spoken Digit Dataset, 10 classes) placed ``--events`` (default 1-4) a
+clip over real background recordings (freesound clips: rain, a train, a crowd, typing, ...), in
 DESED's layout. Speaker-disjoint and recording-disjoint: the training sets
 (strong and weak) hold four speakers over their own backgrounds, the
 validation set the fifth speaker over other backgrounds, the test set the
@@ -97,7 +97,7 @@ def synthesize(args, root, digits):
             clips = write_desed_set(
                 root, name, counts[name], foregrounds, backgrounds[split],
                 seed=args.seed + 10 * index + 1000 * attempt,
-                duration=args.duration, events_per_clip=(1, 4),
+                duration=args.duration, events_per_clip=tuple(args.events),
             )  # fmt: skip
             found = {event[2] for clip in clips for event in clip["events"]}
             if split == "train" or found == set(foregrounds):
@@ -313,6 +313,14 @@ def main(argv=None):
     parser.add_argument("--valid_clips", type=int, default=40)
     parser.add_argument("--test_clips", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--events",
+        type=int,
+        nargs=2,
+        default=(1, 4),
+        metavar=("MIN", "MAX"),
+        help="events per soundscape",
+    )
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--window", type=float, default=1.0,
                         help="window tagging's --window (seconds)")  # fmt: skip
