@@ -4,6 +4,9 @@
 
     python -m speechbrain_ast.tag --model DIR FILE... [--top-k K] [--json]
         [--window S --hop S] [--plot out.png] [--batch-size N]
+        [--events [--events-out PATH] [--reference STRONG.tsv]]
+    python -m speechbrain_ast.tag --model DIR --stream mic|-|FILE.wav
+        [--window S --hop S] [--events]
 
 Whole-file mode scores each file as one clip. Windowed mode (``--window``)
 reads the file in a stream, one window at a time, so memory does not grow
@@ -14,6 +17,11 @@ is one window).
 A 60 s file with ``--window 10 --hop 5`` gives 11 windows (starts 0, 5,
 ..., 50). Per window scores and the clip-level aggregate (mean and max
 over windows) are printed.
+
+``--events`` adds sound events (onset, offset, label, score) from the
+windows' frame scores, stitched on the file's time axis; ``--stream``
+tags a live source every hop. Both are in
+:mod:`speechbrain_ast.events.tagging`.
 
 A bad file (missing, empty, not audio, truncated, NaN samples) gets one
 line on stderr naming it; the other files are still tagged and the exit
@@ -36,8 +44,11 @@ from speechbrain_ast.data.audio import (
     iter_windows,
     load_audio,
 )
+from speechbrain_ast.events import tagging
 
 __all__ = ["main", "aggregate"]
+
+_topk_json, _format_topk = tagging.topk_items, tagging.format_topk
 
 
 def aggregate(window_scores):
@@ -77,8 +88,10 @@ def _pad_batch(wavs):
     return batch, lens
 
 
-def _score_windows(model, path, args, progress):
-    """Per-window scores ``[n, C]`` and the windows' (start, end)."""
+def _score_windows(model, path, args, progress, events=None):
+    """Per-window scores ``[n, C]`` and the windows' (start, end); with
+    ``events`` (a :class:`~speechbrain_ast.events.tagging.WindowEvents`)
+    also each window's frame scores."""
     spans, scores, pending = [], [], []
 
     def flush():
@@ -86,6 +99,8 @@ def _score_windows(model, path, args, progress):
         batch, lens = _pad_batch([w for _, _, w in pending])
         logits = model.compute_logits(batch, lens)
         scores.append(model.scores_from_logits(logits).cpu())
+        if events is not None:
+            events.add([start for start, _, _ in pending], batch, lens)
         spans.extend((s, e) for s, e, _ in pending)
         progress.update(len(pending))
         pending.clear()
@@ -101,19 +116,6 @@ def _score_windows(model, path, args, progress):
     return torch.cat(scores), spans
 
 
-def _topk_json(model, scores, k):
-    """``[{"label": ..., "score": ...}, ...]`` of the k best classes."""
-    return [
-        {"label": label, "score": round(score, 6)}
-        for label, score in model.topk_from_scores(scores, k)[0]
-    ]
-
-
-def _format_topk(items):
-    """``label 0.912, label 0.100`` for text output."""
-    return ", ".join(f"{it['label']} {it['score']:.3f}" for it in items)
-
-
 def _tag_file(model, path, args, progress_factory):
     """Tags one file; returns the JSON-able result."""
     if not os.path.exists(path):
@@ -124,10 +126,15 @@ def _tag_file(model, path, args, progress_factory):
         scores = model.scores_from_logits(model.compute_logits(wav[None]))
         return {"file": path, "labels": _topk_json(model, scores, args.top_k)}
     n = file_windows(path, args.window, args.hop)[3]
+    events = None
+    if args.events:  # frame scores kept for --reference only
+        settings = tagging.event_settings(model, args)
+        keep = args.reference is not None
+        events = tagging.WindowEvents(model, *settings, keep_frames=keep)
     with progress_factory(n, os.path.basename(path)) as progress:
-        scores, spans = _score_windows(model, path, args, progress)
+        scores, spans = _score_windows(model, path, args, progress, events)
     agg = aggregate(scores)
-    return {
+    result = {
         "file": path,
         "windows": [
             {
@@ -141,6 +148,12 @@ def _tag_file(model, path, args, progress_factory):
         "max": _topk_json(model, agg["max"], args.top_k),
         "_scores": scores,
     }
+    if events is not None:
+        result["_duration"] = end = spans[-1][1]
+        events.finish(end)
+        result.update(_events=events.events, _frames=events.frames)
+        result["events"] = [tagging.event_dict(e) for e in events.events]
+    return result
 
 
 def _print_result(result, as_json, out):
@@ -159,6 +172,8 @@ def _print_result(result, as_json, out):
         out.write(f"  {span} {_format_topk(win['labels'])}\n")
     out.write(f"  mean: {_format_topk(result['mean'])}\n")
     out.write(f"  max:  {_format_topk(result['max'])}\n")
+    for event in result.get("_events", ()):
+        out.write(f"  event {tagging.format_event(event)}\n")
     out.flush()
 
 
@@ -170,19 +185,30 @@ _INCH_PER_ENTRY = 0.22
 
 def _plot_figure(results, labels, top_k):
     """The figure of :func:`_plot`: one panel per file, each with its top
-    classes' scores over time and its legend outside, right of the axes."""
+    classes' scores over time and its legend outside, right of the axes,
+    and, with ``--events``, the file's event bars under it."""
     import matplotlib
     from matplotlib.figure import Figure
 
     shown = min(top_k, len(labels))
     rows = min(shown, _LEGEND_ROWS)
     panel_h = max(3.0, 0.8 + _INCH_PER_ENTRY * rows)
-    fig = Figure(figsize=(12, panel_h * len(results)), layout="constrained")
-    axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]
+    bars = "_events" in results[0]
+    fig = Figure(
+        figsize=(12, (panel_h + 1.5 * bars) * len(results)),
+        layout="constrained",
+    )
+    grid = fig.subplots(
+        len(results) * (1 + bars),
+        1,
+        squeeze=False,
+        height_ratios=[panel_h, 1.5][: 1 + bars] * len(results),
+    )[:, 0]
+    axes = grid[:: 1 + bars]
     # tab20 keeps up to 20 curves apart (the default cycle repeats at 10)
     tab20 = matplotlib.colormaps["tab20"].colors  # dark/light pairs
     colors = tab20[0::2] + tab20[1::2]
-    for ax, result in zip(axes, results):
+    for i, (ax, result) in enumerate(zip(axes, results)):
         scores = result["_scores"]
         mids = [(w["start"] + w["end"]) / 2 for w in result["windows"]]
         top = torch.topk(scores.max(dim=0).values, shown)
@@ -206,6 +232,13 @@ def _plot_figure(results, labels, top_k):
             borderaxespad=0.0,
             ncol=-(-shown // _LEGEND_ROWS),
         )
+        if bars:  # the events on the same time axis, in the curves' colours
+            under = grid[2 * i + 1]
+            ax.set_xlim(0, result["_duration"])
+            curves = {line.get_label(): line.get_color() for line in ax.lines}
+            tagging.draw_events(
+                under, result["_events"], result["_duration"], curves
+            )
     return fig
 
 
@@ -223,7 +256,7 @@ def _parser():
         "speechbrain_ast.convert or a recipe's export). Only load model "
         "folders you trust: hyperparams.yaml can run code.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="audio files")
     parser.add_argument(
         "--model", required=True, metavar="DIR", help="model folder"
     )
@@ -289,6 +322,7 @@ def _parser():
         action="store_true",
         help="no progress bar (it is shown on a terminal only)",
     )
+    tagging.add_arguments(parser)
     return parser
 
 
@@ -298,15 +332,17 @@ def _check_args(parser, args):
         parser.error(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.hop is not None and args.window is None:
+    tagging.check_arguments(parser, args)
+    # --events and --stream default to the model's window (set_window)
+    windowed = args.window is not None or args.events or args.stream
+    if args.hop is not None and not windowed:
         parser.error("--hop needs --window")
-    if args.window is not None:
-        if not args.window > 0:
-            parser.error(f"--window must be > 0 seconds, got {args.window}")
-        if args.hop is None:
-            args.hop = args.window
-        if not args.hop > 0:
-            parser.error(f"--hop must be > 0 seconds, got {args.hop}")
+    if args.window is not None and not args.window > 0:
+        parser.error(f"--window must be > 0 seconds, got {args.window}")
+    if args.hop is not None and not args.hop > 0:
+        parser.error(f"--hop must be > 0 seconds, got {args.hop}")
+    if args.hop is None and args.window is not None and not args.stream:
+        args.hop = args.window
     if args.backend != "torch" and (args.int8 or args.device != "cpu"):
         parser.error(
             f"--backend {args.backend} runs an exported file on the CPU: "
@@ -323,7 +359,7 @@ def _check_args(parser, args):
             "leave out one of the two"
         )
     if args.plot is not None:
-        if args.window is None:
+        if args.window is None and not args.events:
             parser.error("--plot draws scores over time: it needs --window")
         try:
             import matplotlib  # noqa: F401
@@ -456,9 +492,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _check_args(parser, args)
     model, error = _load_model(args)
+    if not error and (args.events or args.stream):
+        error = tagging.set_window(model, args)
     if error:
         print(error, file=sys.stderr)
         return 2
+    if args.stream is not None:
+        return tagging.run_stream(model, args)
 
     disable = True if args.no_progress else None  # None: on a terminal only
 
@@ -495,10 +535,14 @@ def main(argv=None):
             )
             continue
         _print_result(result, args.json, sys.stdout)
-        if args.plot:
+        if args.plot or args.events_out or args.reference:
             results.append(result)
     if args.plot and results:
         _plot(results, model, args.plot, args.top_k)
+    error = tagging.report_files(results, model, args, sys.stdout)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     return 1 if failed else 0
 
 

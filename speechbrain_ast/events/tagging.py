@@ -1,0 +1,579 @@
+"""Sound events and live tagging in ``python -m speechbrain_ast.tag``:
+``--events`` stitches the windows' frame scores on the recording's time
+axis (:class:`WindowEvents`), writes the events (``--events-out``) and
+scores them against DESED strong labels (``--reference``); ``--stream``
+tags a live source (:func:`run_stream`, with
+:mod:`speechbrain_ast.events.stream`).
+
+Authors
+ * speechbrain-ast developers
+"""
+
+import json
+import os
+import sys
+
+import torch
+
+from speechbrain_ast.data.audio import (
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    AudioError,
+    resample,
+)
+from speechbrain_ast.events.detector import _valid_columns, frame_scores
+from speechbrain_ast.events.evaluate import evaluate_events, read_events_tsv
+from speechbrain_ast.events.frames import column_edges
+from speechbrain_ast.events.output import EVENT_FORMATS, write_events
+from speechbrain_ast.events.postprocess import scores_to_events
+from speechbrain_ast.events.stream import (
+    EventTracker,
+    FrameStitcher,
+    HopScheduler,
+    MicSource,
+    PcmSource,
+    WavFileSource,
+    stream_windows,
+)
+
+__all__ = [
+    "WindowEvents",
+    "add_arguments",
+    "check_arguments",
+    "draw_events",
+    "event_dict",
+    "event_settings",
+    "format_event",
+    "format_topk",
+    "report_files",
+    "run_stream",
+    "set_window",
+    "topk_items",
+]
+
+# the window of a folder without a fixed input length (native length)
+NATIVE_WINDOW_S = 10.0
+
+
+class WindowEvents:
+    """The events of a recording scored window by window: the windows'
+    frame scores (:func:`~speechbrain_ast.events.detector.frame_scores`)
+    averaged where they overlap; each event given once no later window
+    can change it (bounded memory), or all at the end with the frame
+    scores kept (``frames``, for the DESED metrics).
+
+    Arguments
+    ---------
+    model : speechbrain_ast.inference.ASTAudioClassifier
+        A loaded model folder.
+    thresholds : float or list of float
+        One threshold or one per class.
+    median_window : int
+        Odd median filter length in columns.
+    keep_frames : bool
+        Keep ``frames``: edges ``[T + 1]``, probabilities ``[T, C]``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_ast.inference import ASTAudioClassifier
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
+    >>> tmp = tempfile.mkdtemp()
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
+    ...     savedir=os.path.join(tmp, "saved"),
+    ... )
+    >>> events = WindowEvents(model, thresholds=0.0, keep_frames=True)
+    >>> events.add([0.0, 0.5], torch.randn(2, 16000) * 0.1)
+    []
+    >>> found = events.finish(end_s=1.5)
+    >>> edges, probs = events.frames
+    >>> probs.shape, edges[-1].item(), len(found) == len(events.events) == 3
+    ((14, 3), 1.46, True)
+    """
+
+    def __init__(
+        self, model, thresholds=0.5, median_window=1, keep_frames=False
+    ):
+        lobe = model.mods.embedding_model
+        frontend = model.mods.compute_features
+        shift = frontend.hop_length / frontend.sample_rate
+        self.model, self.labels = model, model.labels
+        self.settings = (thresholds, median_window)
+        self.geometry = (lobe.tstride, lobe.patch_size[1], shift)
+        step, centre = lobe.tstride * shift, lobe.patch_size[1] * shift / 2
+        self.stitcher = FrameStitcher(step, centre, len(self.labels))
+        self.tracker = None
+        if not keep_frames:
+            self.tracker = EventTracker(self.labels, self.edges, *self.settings)
+        self.events, self.frames = [], None
+
+    def edges(self, n):
+        """``[n + 1]`` edges (seconds) of the recording's first ``n``
+        columns."""
+        return column_edges(n, *self.geometry)
+
+    def add(self, starts, wavs, wav_lens=None, next_start_s=None):
+        """Scores a batch of windows starting at ``starts`` seconds
+        (``wavs`` ``[batch, samples]`` at the model's rate); returns the
+        events that no window starting at ``next_start_s`` (default: the
+        last of ``starts``) or later can change."""
+        lens = torch.ones(len(wavs)) if wav_lens is None else wav_lens
+        _, probs = frame_scores(self.model, wavs, lens)
+        tstride, patch, _ = self.geometry
+        frames = (probs.shape[1] - 1) * tstride + patch
+        valid = _valid_columns(self.model, wavs, lens, frames).tolist()
+        seconds = (lens * wavs.shape[1] / self.model.sample_rate).tolist()
+        for start, window, count, end in zip(starts, probs, valid, seconds):
+            # a window shorter than a patch: only the columns of its audio
+            edges = self.edges(count).clamp(max=end)
+            self.stitcher.add(start, edges, window[:count])
+        if self.tracker is None:
+            return []
+        before = starts[-1] if next_start_s is None else next_start_s
+        done = self.tracker.add(*self.stitcher.pop(before))
+        self.events += done
+        return done
+
+    def finish(self, end_s):
+        """The events not given yet, at the end of the recording
+        (``end_s`` seconds); ``events`` then holds all, by onset."""
+        first, probs = self.stitcher.pop()
+        if self.tracker is not None:
+            done = self.tracker.add(first, probs) + self.tracker.finish(end_s)
+            self.events = sorted(self.events + done, key=lambda e: e[:3])
+            return done
+        edges = self.edges(probs.shape[0])
+        edges[-1] = min(edges[-1], end_s)  # each column's centre is before
+        self.frames = (edges, probs)
+        self.events = scores_to_events(
+            probs, edges, self.labels, *self.settings
+        )
+        return self.events
+
+
+def event_settings(model, args):
+    """``(thresholds, median_window)``: ``--threshold`` /
+    ``--median-window`` where given, else the model folder's tuned ones,
+    else 0.5 and 1.
+
+    Example
+    -------
+    >>> import argparse
+    >>> model = argparse.Namespace(thresholds=[0.3, 0.6], median_window=None)
+    >>> args = argparse.Namespace(threshold=None, median_window=5)
+    >>> event_settings(model, args)
+    ([0.3, 0.6], 5)
+    """
+    thresholds = args.threshold
+    if thresholds is None:
+        thresholds = getattr(model, "thresholds", None)
+        if isinstance(thresholds, (list, tuple)) and len(thresholds) == 1:
+            thresholds = thresholds[0]  # one for every class
+    median = args.median_window or getattr(model, "median_window", None)
+    return (0.5 if thresholds is None else thresholds), median or 1
+
+
+# the options (flag, argparse keywords) of each group
+_OPTIONS = {
+    "sound events (PyTorch model folders)": (
+        ("--events", dict(action="store_true", help="detect sound events "
+         "(onset, offset, label) from frame scores, window by window "
+         "(--window defaults to the model's input)")),
+        ("--threshold", dict(type=float, metavar="P", help="event "
+         "threshold in [0, 1] (default: the folder's tuned ones, else 0.5)")),
+        ("--median-window", dict(type=int, metavar="N", help="median filter "
+         "length in patch columns, odd (default: the folder's, else 1)")),
+        ("--events-out", dict(metavar="PATH", help="write the events: .csv, "
+         ".json, or .txt / a folder of Audacity label tracks")),
+        ("--events-format", dict(choices=sorted(EVENT_FORMATS), help="format"
+         " of --events-out (default: from its suffix)")),
+        ("--reference", dict(metavar="TSV", help="DESED strong labels: print"
+         " PSDS1, PSDS2, event-based F1 and segment-based F1")),
+    ),
+    "live tagging": (
+        ("--stream", dict(metavar="SOURCE", help="tag a live source every "
+         "--hop seconds: 'mic' (sounddevice), '-' (standard input, raw "
+         "16-bit little-endian mono PCM) or a WAV file being written")),
+        ("--stream-rate", dict(type=int, metavar="HZ", help="sample rate of "
+         "'mic' and '-' (default: the model's)")),
+        ("--stream-idle", dict(type=float, default=2.0, metavar="S", help="a "
+         "WAV file ends after S seconds without new data (default 2)")),
+        ("--device-index", dict(type=int, metavar="N", help="input device "
+         "of --stream mic (python -m sounddevice lists them)")),
+    ),
+}  # fmt: skip
+
+
+def add_arguments(parser):
+    """Adds the options of events and live tagging to the command line.
+
+    Example
+    -------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> parser.parse_args(["--events", "--threshold", "0.3"]).threshold
+    0.3
+    """
+    for title, options in _OPTIONS.items():
+        group = parser.add_argument_group(title)
+        for flag, kwargs in options:
+            group.add_argument(flag, **kwargs)
+
+
+def check_arguments(parser, args):
+    """The usage errors of :func:`add_arguments`' options (exits with
+    status 2 through ``parser.error``).
+
+    Example
+    -------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> for name in ("files", "--backend", "--plot"):
+    ...     _ = parser.add_argument(name, nargs="?", default=None)
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["a.wav", "--events", "--backend", "torch"])
+    >>> check_arguments(parser, args)
+    """
+    if args.stream is None and not args.files:
+        parser.error("give audio files to tag, or --stream mic|-|FILE.wav")
+    if args.stream is not None and args.files:
+        parser.error(
+            f"--stream tags one live source, not files: leave out "
+            f"{args.files[0]!r} or --stream"
+        )
+    for name in ("threshold", "median_window", "events_out", "reference"):
+        if getattr(args, name) is not None and not args.events:
+            parser.error(f"--{name.replace('_', '-')} needs --events")
+    if args.events_format is not None and args.events_out is None:
+        parser.error("--events-format needs --events-out")
+    if args.events and args.backend != "torch":
+        parser.error(
+            f"--events needs a PyTorch model folder: --backend "
+            f"{args.backend} runs an exported clip classifier without frame "
+            "scores (leave out --backend)"
+        )
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        parser.error(f"--threshold must lie in [0, 1], got {args.threshold}")
+    median = args.median_window
+    if median is not None and (median < 1 or median % 2 == 0):
+        parser.error(f"--median-window must be odd and >= 1, got {median}")
+    if args.events_out is not None and args.events_format is None:
+        suffix = os.path.splitext(args.events_out)[1].lower()
+        if suffix not in EVENT_FORMATS.values():
+            parser.error(
+                f"--events-out {args.events_out!r}: name a .csv, .json or "
+                ".txt (Audacity) file, or give --events-format"
+            )
+    rate = args.stream_rate
+    if rate is not None and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        parser.error(
+            f"--stream-rate must be a sample rate between {MIN_SAMPLE_RATE} "
+            f"and {MAX_SAMPLE_RATE} Hz, got {rate}"
+        )
+    if not args.stream_idle > 0:
+        parser.error(f"--stream-idle must be > 0 s, got {args.stream_idle}")
+    if args.stream is not None and (args.plot or args.reference):
+        parser.error("--plot and --reference tag files: leave out --stream")
+    if args.device_index is not None and args.stream != "mic":
+        parser.error("--device-index chooses a microphone: use --stream mic")
+    if rate is not None and args.stream not in ("mic", "-"):
+        parser.error("--stream-rate is for 'mic' and '-' (a WAV has its own)")
+
+
+def set_window(model, args):
+    """Sets the default ``--window`` (the model's input) and ``--hop``
+    (the window; at most 1 s for a stream); returns the error line of an
+    events window longer than a fixed-length model's input, else None.
+
+    Example
+    -------
+    >>> import argparse
+    >>> args = argparse.Namespace(window=None, hop=None, stream=None)
+    >>> args.events = True
+    >>> set_window(None, args), args.window, args.hop
+    (None, 10.0, 10.0)
+    """
+    frontend = getattr(getattr(model, "mods", {}), "compute_features", None)
+    target = getattr(frontend, "target_length", None)
+    rate = getattr(frontend, "sample_rate", 1)
+    longest = target and target * frontend.hop_length / rate
+    if args.window is None:
+        args.window = longest or NATIVE_WINDOW_S
+    elif args.events and target:
+        if frontend.num_frames(round(args.window * rate)) > target:
+            return (
+                f"error: --window {args.window} s is longer than the model's "
+                f"input ({longest:.2f} s, target_length {target}): its frame "
+                f"scores would stop short; use --window {longest:.2f} or less."
+            )
+    if args.hop is None:
+        args.hop = min(args.window, 1.0) if args.stream else args.window
+    return None
+
+
+def event_dict(event):
+    """An event as JSON output writes it.
+
+    Example
+    -------
+    >>> from speechbrain_ast.events.postprocess import Event
+    >>> event_dict(Event(0.5, 1.25, "dog", 0.91234567))
+    {'onset': 0.5, 'offset': 1.25, 'label': 'dog', 'score': 0.912346}
+    """
+    fields = dict(zip(("onset", "offset", "label", "score"), event))
+    return {k: v if k == "label" else round(v, 6) for k, v in fields.items()}
+
+
+def format_event(event):
+    """An event as a line of text output.
+
+    Example
+    -------
+    >>> from speechbrain_ast.events.postprocess import Event
+    >>> format_event(Event(0.5, 1.25, "dog", 0.91234567))
+    '[0.50-1.25 s] dog 0.912'
+    """
+    onset, offset, label, score = event
+    return f"[{onset:.2f}-{offset:.2f} s] {label} {score:.3f}"
+
+
+def topk_items(model, scores, k):
+    """``[{"label": ..., "score": ...}, ...]`` of the ``k`` best classes.
+
+    Example
+    -------
+    >>> from speechbrain_ast.inference.classifier import ClipScoring
+    >>> scoring = ClipScoring()
+    >>> scoring.labels = ["dog", "cat"]
+    >>> topk_items(scoring, torch.tensor([0.25, 0.75]), 1)
+    [{'label': 'cat', 'score': 0.75}]
+    """
+    return [
+        {"label": label, "score": round(score, 6)}
+        for label, score in model.topk_from_scores(scores, k)[0]
+    ]
+
+
+def format_topk(items):
+    """``label 0.912, label 0.100`` for text output.
+
+    Example
+    -------
+    >>> format_topk([{"label": "cat", "score": 0.75}])
+    'cat 0.750'
+    """
+    return ", ".join(f"{it['label']} {it['score']:.3f}" for it in items)
+
+
+def report_files(results, model, args, out):
+    """After the files: ``--events-out`` written and ``--reference``'s
+    metrics printed (text or JSON); an error line, or None.
+
+    Arguments
+    ---------
+    results : list of dict
+        Per tagged file: ``file``, ``_events``, ``_frames`` (edges,
+        probs) and ``_duration`` (seconds).
+    model : speechbrain_ast.inference.ASTAudioClassifier
+        The model folder.
+    args : argparse.Namespace
+        The command line.
+    out : file
+        Where the metrics go.
+
+    Returns
+    -------
+    str or None
+
+    Example
+    -------
+    >>> import argparse
+    >>> args = argparse.Namespace(events_out=None, reference=None)
+    >>> report_files([], None, args, sys.stdout) is None
+    True
+    """
+    try:
+        if args.events_out is not None:
+            by_file = {r["file"]: r["_events"] for r in results}
+            write_events(by_file, args.events_out, args.events_format)
+        if args.reference is None or not results:
+            return None
+        metrics = _evaluate(results, model, args)
+    except (OSError, ValueError) as err:
+        return f"error: {' '.join(str(err).split())}"
+    if args.json:
+        out.write(json.dumps(metrics) + "\n")
+    else:
+        out.write(
+            f"reference {args.reference} ({metrics['files']} files): PSDS1 "
+            f"{metrics['psds1']:.3f}  PSDS2 {metrics['psds2']:.3f}  "
+            f"event-based F1 {metrics['event_f1']:.3f} (200 ms collar)  "
+            f"segment-based F1 {metrics['segment_f1']:.3f} (1 s)\n"
+        )
+    return None
+
+
+def _evaluate(results, model, args):
+    """:func:`~speechbrain_ast.events.evaluate.evaluate_events` of the
+    tagged files (by base name) against ``--reference``."""
+    references = read_events_tsv(args.reference, model.labels)
+    names = [os.path.basename(result["file"]) for result in results]
+    missing = [name for name in names if name not in references]
+    if missing or len(set(names)) < len(names):
+        raise ValueError(
+            f"--reference {args.reference!r} names clips by base name, and "
+            f"has no row for {missing[:3]} or two tagged files share one: "
+            "tag the files it annotates (a clip without events has a row "
+            "with no onset)."
+        )
+    scores = {n: r["_frames"] for n, r in zip(names, results)}
+    durations = {n: r["_duration"] for n, r in zip(names, results)}
+    metrics = evaluate_events(
+        scores,
+        {name: references[name] for name in names},
+        durations,
+        model.labels,
+        *event_settings(model, args),
+    )
+    return {"reference": args.reference, "files": len(names), **metrics}
+
+
+def draw_events(ax, events, end_s, colors=None):
+    """Event bars on matplotlib axes: one row per class, in order of
+    first onset.
+
+    Arguments
+    ---------
+    ax : matplotlib.axes.Axes
+        The axes to draw on.
+    events : list of Event
+        The recording's events.
+    end_s : float
+        The recording's length (the x-axis' end).
+    colors : dict, optional
+        label -> colour (e.g. of its score curve); grey otherwise.
+
+    Example
+    -------
+    >>> from matplotlib.figure import Figure
+    >>> from speechbrain_ast.events.postprocess import Event
+    >>> ax = Figure().subplots()
+    >>> draw_events(ax, [Event(0.5, 1.5, "dog", 0.9)], 3.0)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['dog']
+    """
+    rows = list(dict.fromkeys(event.label for event in events))
+    colors = colors or {}
+    for row, label in enumerate(rows):
+        spans = [
+            (e.onset, e.offset - e.onset) for e in events if e.label == label
+        ]
+        ax.broken_barh(spans, (row - 0.4, 0.8), color=colors.get(label, "0.5"))
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
+    ax.set_xlim(0, end_s)
+    ax.set_xlabel("time (s); events")
+
+
+def _source(model, args):
+    """The ``--stream`` source."""
+    rate = args.stream_rate or model.sample_rate
+    if args.stream == "mic":
+        return MicSource(rate, args.device_index)
+    if args.stream == "-":
+        return PcmSource(sys.stdin.buffer, rate)
+    return WavFileSource(args.stream, idle_s=args.stream_idle)
+
+
+def run_stream(model, args, out=None, err=None):
+    """Live tagging: every ``--hop`` seconds the last ``--window``
+    seconds of ``--stream`` are scored; their top-k classes are printed
+    with, for ``--events``, the events completed so far (seconds since the
+    stream began). Late windows are dropped, and said so
+    (:class:`~speechbrain_ast.events.stream.HopScheduler`). Ends with the
+    source (or Ctrl-C).
+
+    Arguments
+    ---------
+    model : ASTAudioClassifier or OnnxClassifier
+        The loaded model.
+    args : argparse.Namespace
+        The command line, after :func:`set_window`.
+    out, err : file, optional
+        Where results and errors go (default stdout, stderr).
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 when the source cannot be read.
+
+    Example
+    -------
+    >>> import argparse
+    >>> args = argparse.Namespace(stream="/no/such.wav", stream_idle=1.0)
+    >>> args.stream_rate = None
+    >>> model = argparse.Namespace(sample_rate=16000)
+    >>> run_stream(model, args, err=sys.stdout)  # doctest: +ELLIPSIS
+    error: --stream '/no/such.wav' does not exist: ...
+    2
+    """
+    out, err = out or sys.stdout, err or sys.stderr
+
+    def say(line):
+        """One line on stderr, now."""
+        print(line, file=err, flush=True)
+
+    end_s, live = 0.0, None
+    try:
+        source = _source(model, args)
+        if args.events:
+            live = WindowEvents(model, *event_settings(model, args))
+        rate, hop = source.rate, max(1, round(args.hop * source.rate))
+        scheduler = HopScheduler(args.hop, say)
+        windows = stream_windows(
+            source.blocks(), rate, args.window, args.hop, scheduler
+        )
+        try:
+            for k, start, end_s, wav in windows:
+                wav = resample(torch.from_numpy(wav), rate, model.sample_rate)
+                logits = model.compute_logits(wav[None])
+                scores = model.scores_from_logits(logits)
+                top = topk_items(model, scores, args.top_k)
+                after = (k + 1) * hop / rate  # the next window's start
+                done = live.add([start], wav[None], None, after) if live else []
+                _print_window(out, args.json, (k, start, end_s), top, done)
+        except KeyboardInterrupt:  # Ctrl-C ends a live stream
+            pass
+        if live is not None:
+            done = live.finish(end_s)
+            _print_window(out, args.json, (None, None, end_s), None, done)
+    except Exception as error:  # the source's or the device's: one line
+        detail = " ".join(str(error).split())
+        if not isinstance(error, AudioError):
+            detail = f"--stream {args.stream}: {type(error).__name__}: {detail}"
+        say(f"error: {detail}")
+        return 2
+    if getattr(args, "events_out", None):
+        by_source = {args.stream: live.events}
+        write_events(by_source, args.events_out, args.events_format)
+    return 0
+
+
+def _print_window(out, as_json, span, top, events):
+    """One window's line (and its events); ``top`` None: the end."""
+    k, start, end_s = span
+    if as_json:
+        line = {"end": round(end_s, 6), "events": list(map(event_dict, events))}
+        if top is not None:
+            line = {"index": k, "start": round(start, 6), **line, "labels": top}
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    else:
+        if top is None:
+            out.write(f"end of stream at {end_s:.2f} s\n")
+        else:
+            out.write(f"#{k} [{start:.2f}-{end_s:.2f} s] {format_topk(top)}\n")
+        for event in events:
+            out.write(f"  event {format_event(event)}\n")
+    out.flush()
