@@ -48,8 +48,9 @@ import torch
 from timing import machine
 
 from speechbrain_ast.data.audio import load_audio, resample
-from speechbrain_ast.events import tagging
-from speechbrain_ast.events.stream import BLOCK_S, HopScheduler, stream_windows
+from speechbrain_ast.events import options, tagging
+from speechbrain_ast.events.sources import BLOCK_S
+from speechbrain_ast.events.stream import HopScheduler, stream_windows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOUNDS = os.path.join(ROOT, "tests", "data", "sounds")
@@ -166,7 +167,7 @@ def percentile(values, q):
 def run(model, args, scape, realtime):
     """Tags ``scape`` with events; the run's measurements."""
     rate = scape.rate
-    settings = tagging.event_settings(model, args)
+    settings = options.event_settings(model, args)
     warm = torch.zeros(1, round(args.window * model.sample_rate))
     model.compute_logits(warm)  # one-time set-up, not timed
     tagging.WindowEvents(model, *settings).add([0.0], warm)
@@ -291,7 +292,7 @@ def main(argv=None):
 
     model = ASTAudioClassifier.from_hparams(source=os.path.abspath(args.model))
     args.stream, args.events = "benchmark", True
-    error = tagging.set_window(model, args)
+    error = options.set_window(model, args)
     if error:
         parser.error(error[len("error: ") :])
     clips = load_clips(args.sounds, model.sample_rate, args.sound_seconds)
@@ -305,7 +306,7 @@ def main(argv=None):
         "model": os.path.abspath(args.model),
         "window_s": args.window,
         "hop_s": args.hop,
-        "settings": tagging.event_settings(model, args),
+        "settings": options.event_settings(model, args),
         "clips": len(clips),
     }
     for name, seconds, realtime in (

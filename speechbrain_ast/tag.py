@@ -44,7 +44,7 @@ from speechbrain_ast.data.audio import (
     iter_windows,
     load_audio,
 )
-from speechbrain_ast.events import tagging
+from speechbrain_ast.events import options, tagging
 
 __all__ = ["main", "aggregate"]
 
@@ -128,7 +128,7 @@ def _tag_file(model, path, args, progress_factory):
     n = file_windows(path, args.window, args.hop)[3]
     events = None
     if args.events:  # frame scores kept for --reference only
-        settings = tagging.event_settings(model, args)
+        settings = options.event_settings(model, args)
         keep = args.reference is not None
         events = tagging.WindowEvents(model, *settings, keep_frames=keep)
     with progress_factory(n, os.path.basename(path)) as progress:
@@ -322,7 +322,7 @@ def _parser():
         action="store_true",
         help="no progress bar (it is shown on a terminal only)",
     )
-    tagging.add_arguments(parser)
+    options.add_arguments(parser)
     return parser
 
 
@@ -332,7 +332,7 @@ def _check_args(parser, args):
         parser.error(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    tagging.check_arguments(parser, args)
+    options.check_arguments(parser, args)
     # --events and --stream default to the model's window (set_window)
     windowed = args.window is not None or args.events or args.stream
     if args.hop is not None and not windowed:
@@ -493,7 +493,7 @@ def main(argv=None):
     _check_args(parser, args)
     model, error = _load_model(args)
     if not error and (args.events or args.stream):
-        error = tagging.set_window(model, args)
+        error = options.set_window(model, args)
     if error:
         print(error, file=sys.stderr)
         return 2

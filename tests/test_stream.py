@@ -24,14 +24,16 @@ import torch
 from speechbrain_ast.data.audio import iter_windows, load_audio
 from speechbrain_ast.events import tagging
 from speechbrain_ast.events.postprocess import scores_to_events
-from speechbrain_ast.events.stream import (
-    EventTracker,
-    FrameStitcher,
-    HopScheduler,
+from speechbrain_ast.events.sources import (
     MicSource,
     PcmSource,
     RingBuffer,
     WavFileSource,
+)
+from speechbrain_ast.events.stream import (
+    EventTracker,
+    FrameStitcher,
+    HopScheduler,
     stream_windows,
 )
 from speechbrain_ast.inference.classifier import ClipScoring

@@ -13,7 +13,7 @@ import torch
 
 from speechbrain_ast.events.frames import FrameHead, column_edges
 
-__all__ = ["folder_frame_head", "frame_scores"]
+__all__ = ["folder_frame_head", "frame_scores", "valid_columns"]
 
 # clip head -> the frame head copied from it, built once per clip head
 _FROM_CLIP_HEAD = weakref.WeakKeyDictionary()
@@ -57,8 +57,39 @@ def folder_frame_head(classifier):
     return head
 
 
-def _valid_columns(classifier, wavs, wav_lens, num_frames):
-    """``[batch]`` number of patch columns that hold each clip's audio."""
+def valid_columns(classifier, wavs, wav_lens, num_frames):
+    """The number of patch columns that hold each clip's audio.
+
+    Arguments
+    ---------
+    classifier : speechbrain_ast.inference.ASTAudioClassifier
+        A loaded model folder.
+    wavs : torch.Tensor
+        ``[batch, samples]``.
+    wav_lens : torch.Tensor
+        Relative lengths in [0, 1].
+    num_frames : int
+        The feature frames the columns were cut from.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch]`` column counts.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_ast.inference import ASTAudioClassifier
+    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
+    >>> tmp = tempfile.mkdtemp()
+    >>> model = ASTAudioClassifier.from_hparams(
+    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
+    ...     savedir=os.path.join(tmp, "saved"),
+    ... )
+    >>> wavs = torch.zeros(2, 16000)
+    >>> valid_columns(model, wavs, torch.tensor([1.0, 0.5]), 128).tolist()
+    [9, 4]
+    """
     frontend = classifier.mods.compute_features
     lobe = classifier.mods.embedding_model
     samples = torch.round(wav_lens.cpu() * wavs.shape[1]).long()
@@ -115,7 +146,7 @@ def frame_scores(classifier, wavs, wav_lens=None):
     # the feature frames the columns were cut from (target_length or the
     # longest clip), and those holding each clip's audio
     num_frames = (num_columns - 1) * lobe.tstride + lobe.patch_size[1]
-    valid = _valid_columns(classifier, wavs, wav_lens, num_frames)
+    valid = valid_columns(classifier, wavs, wav_lens, num_frames)
     mask = torch.arange(num_columns) < valid[:, None]
     frame_probs = frame_probs * mask[..., None].to(frame_probs.device)
     edges = column_edges(
