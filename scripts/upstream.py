@@ -13,9 +13,15 @@ Part N goes on top of parts 1..N-1, written (and committed) before it; the
 parts together are exactly what the command writes without ``--part``.
 What each part holds is decided by :data:`PARTS`: library modules and
 recipe files by sub-package and file name, and a module that a part's
-code or yamls import joins the earliest part that needs it.
-:data:`EXCLUDED` never goes upstream (deployment, the command lines, our
-test-data generators, the AudioSet label list).
+code or yamls import joins the earliest part that needs it (an import
+inside a function that :data:`LAZY` names does not: a weights reader
+comes with the part that uses it). :data:`DEFERRED` definitions join
+their module in a later part, or never. :data:`EXCLUDED` never goes
+upstream (deployment, the command lines, event detection, our test-data
+generators, the AudioSet label list). A recipe file may have an upstream
+text of its own (``scripts/upstream/``: ESC-50's train script on
+SpeechBrain's checkpointer, metrics and upstream's prepare script;
+``tests/test_upstream_series.py`` checks it trains as ours does).
 
 What is written (one line per file, ``wrote`` or ``unchanged``):
 
@@ -107,7 +113,56 @@ EXCLUDED = (
     # AudioSet's ontology names (CC BY-SA 4.0): not in an Apache-2.0 tree;
     # the AudioSet recipe reads the file from the data folder
     "label_files/class_labels_indices.csv",
+    "events/*",  # sound event detection: not part of the series
 )
+
+# Definitions that reach upstream after the rest of their module, so that
+# a part holds what its recipes and tests use: {file: {name: part}}, the
+# file under speechbrain_ast/ (or one of the PARTS' test files), the name
+# a top-level function, class or constant, or Class.method; part None:
+# never upstream. Until its part the upstream text leaves the definition
+# out, with its __all__ entry and the imports only it used.
+DEFERRED = {
+    # the statistics of a user's own data (our AudioFolder recipe)
+    "features/normalization.py": {
+        "_manifest_paths": None,
+        "compute_norm_stats": None,
+    },
+    # for the command lines and ASTAudioClassifier, which stay here
+    "inference/model_folder.py": {"check_model_folder": None},
+    # AudioSet's label list is not written (see EXCLUDED)
+    "weights/labels.py": {
+        "AUDIOSET_CLASSES": None,
+        "PUBLISHED_TASKS": None,
+        "shipped_labels": None,
+    },
+    # the helpers of the reference's and SSAST's readers
+    "weights/common.py": {
+        "_block_depth": 2,
+        "lobe_config": 2,
+        "strip_module_prefix": 2,
+    },
+    # Speech Commands' augmentation
+    "training/augment.py": {"NoiseAndRoll": 3},
+    "tests/test_upstream_integration.py": {
+        "test_reference_checkpoint_initialises_the_backbone": 2,
+        "test_imagenet_deit_initialises_the_lobe": 2,
+        "test_safe_checkpointer_loads_the_last_good_checkpoint": 3,
+        "test_ssast_encoder_initialises_the_lobe": 5,
+    },
+}
+# Imports inside functions that do not bring the module into the
+# importing file's part: {file: modules}. Each reader of a weights format
+# comes with the part whose recipes or tests use it (ImageNet DeiT and the
+# reference's .pth files: part 2; SSAST encoders: part 5); ESC-50 starts
+# from the hub's transformers folder.
+LAZY = {
+    "weights/build.py": (
+        "weights/deit.py",
+        "weights/reference.py",
+        "weights/ssast.py",
+    )
+}
 
 # Our recipe folders -> upstream's: csv (dataset) name, task, file names
 # (ours -> upstream's; yamls are renamed by rule, see upstream_yaml_name).
@@ -117,11 +172,12 @@ RECIPES = {
         "upstream": "recipes/ESC50/classification",
         "dataset": "ESC50",
         "task": "SoundClassification",
-        "files": {
-            "train.py": f"train_{NAME}.py",
-            "esc50_prepare.py": f"esc50_prepare_{NAME}.py",
-            "cross_validate.py": f"cross_validate_{NAME}.py",
-        },
+        "files": {"train.py": f"train_{NAME}.py"},
+        # upstream's text of ours (SpeechBrain's checkpointer and metrics);
+        # upstream's own esc50_prepare.py writes the manifests
+        "upstream_text": {"train.py": "scripts/upstream/esc50_train.py.in"},
+        "data_prep": "esc50_prepare.py",
+        "yaml_rewrite": "esc50",
         "requirements": ["timm"],
     },
     "SpeechCommands": {
@@ -173,24 +229,29 @@ PARTS = [
             "features/*",
             "weights/*",
             "inference/*",
-            "training/*",
-            "data/*.py",
+            "training/augment.py",
+            "training/losses.py",
+            "training/optim.py",
             "label_files/esc_*",
         ],
-        "recipes": {"ESC50": ["train.py", "esc50_prepare.py", "ast.yaml"]},
+        "recipes": {"ESC50": ["train.py", "ast.yaml"]},
         "tests": ["tests/test_upstream_integration.py"],
     },
     {
-        "title": "Speech Commands V2; ESC-50's ablation configurations "
-        "and 5-fold cross-validation",
-        "library": ["label_files/speechcommands_*"],
+        "title": "ImageNet (DeiT) weights and the reference's checkpoints; "
+        "ESC-50's ablation configurations",
+        "library": ["weights/deit.py", "weights/reference.py"],
+        "recipes": {"ESC50": ["ast_*.yaml"]},
+    },
+    {
+        "title": "Speech Commands V2, with the recipes' training helpers",
+        "library": ["training/*", "data/*.py", "label_files/speechcommands_*"],
         "recipes": {
             "SpeechCommands": [
                 "train.py",
                 "speechcommands_prepare.py",
                 "ast*.yaml",
             ],
-            "ESC50": ["cross_validate.py", "ast_*.yaml"],
         },
         "samples": ["SpeechCommands"],
     },
@@ -439,6 +500,16 @@ def yaml_header(key, recipe, author):
     return "\n".join(lines) + "\n"
 
 
+def upstream_yaml_body(text, recipe):
+    """A recipe yaml's body as it goes upstream, with our names: our
+    header dropped, the model inlined, the recipe's rewrite applied."""
+    text = re.sub(r"\A(?:#.*\n|[ \t]*\n)*", "", text)  # our header
+    text = inline_model(text, os.path.join(ROOT, recipe["ours"]))
+    if recipe.get("yaml_rewrite") == "esc50":
+        text = esc50_yaml(text)
+    return text
+
+
 def upstream_yaml(text, recipe, key, author):
     """A recipe yaml as it goes upstream (upstream's header, model inlined,
     names renamed).
@@ -456,9 +527,7 @@ def upstream_yaml(text, recipe, key, author):
     -------
     str
     """
-    text = re.sub(r"\A(?:#.*\n|[ \t]*\n)*", "", text)  # our header
-    text = inline_model(text, os.path.join(ROOT, recipe["ours"]))
-    text = rename_text(text, recipe)
+    text = rename_text(upstream_yaml_body(text, recipe), recipe)
     text = re.sub(
         r"^(output_folder: !ref results/\w[\w-]*/)ast(\w*)/",
         rf"\g<1>{NAME}\2/",
@@ -467,6 +536,71 @@ def upstream_yaml(text, recipe, key, author):
     )
     text = yaml_header(key, recipe, author) + "\n" + text
     return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def _replace_once(text, pattern, new, what):
+    """``text`` with the one match of ``pattern`` replaced by ``new``."""
+    out, count = re.subn(pattern, new, text, flags=re.M)
+    if count != 1:
+        raise ValueError(
+            f"{what}: {count} matches of {pattern!r} in an ESC-50 yaml, not "
+            "1: update esc50_yaml in scripts/upstream.py"
+        )
+    return out
+
+
+def esc50_yaml(text):
+    """An ESC-50 yaml for the upstream train script
+    (``scripts/upstream/esc50_train.py.in``): upstream's prepare script
+    writes its manifests, SpeechBrain's ``Checkpointer`` saves the
+    training (our crash-safe one, with the random state, stays here), and
+    the class names are ESC-50's own (no ``allow_unseen_classes``).
+
+    Example
+    -------
+    >>> text = "test_fold_nums: [5]\\n# allow\\nallow_unseen_classes: False\\n"
+    >>> print(esc50_yaml(text + _ESC50_CHECKPOINTER).splitlines()[1])
+    audio_data_folder: !ref <data_folder>/audio
+    """
+    rewrites = (
+        (
+            r"^(test_fold_nums: .*\n)",
+            r"\1" + _ESC50_MANIFESTS,
+            "the manifests",
+        ),
+        (r"(?:^#.*\n)*^allow_unseen_classes: .*\n", "", "class names"),
+        (
+            r"(?:^#.*\n)*^random_state: .*\n(?:\n)?",
+            "",
+            "the random state",
+        ),
+        (r"^[ \t]+random_state: !ref <random_state>\n", "", "its recovery"),
+        (
+            r"speechbrain_ast\.training\.checkpoint\.SafeCheckpointer$",
+            "speechbrain.utils.checkpoints.Checkpointer",
+            "the checkpointer",
+        ),
+    )
+    for pattern, new, what in rewrites:
+        text = _replace_once(text, pattern, new, what)
+    return text
+
+
+_ESC50_MANIFESTS = """\
+audio_data_folder: !ref <data_folder>/audio
+# the manifests esc50_prepare.py writes
+train_annotation: !ref <save_folder>/train.json
+valid_annotation: !ref <save_folder>/valid.json
+test_annotation: !ref <save_folder>/test.json
+"""
+# for esc50_yaml's example: the block it rewrites
+_ESC50_CHECKPOINTER = """\
+random_state: !new:speechbrain_ast.training.random_state.RandomState
+
+checkpointer: !new:speechbrain_ast.training.checkpoint.SafeCheckpointer
+    recoverables:
+        random_state: !ref <random_state>
+"""
 
 
 # -- which part holds what ------------------------------------------------
@@ -637,8 +771,8 @@ def assign_parts():
     ``{path: (part, why)}`` of those pulled into an earlier part than
     :data:`PARTS` names because that part's code imports them.
 
-    Raises ValueError when a module matches no part, or when a part needs
-    an excluded module.
+    Raises ValueError when a module matches no part, when a part needs an
+    excluded module, or a definition :data:`DEFERRED` to a later part.
     """
     sources = library_sources()
     files = [r for r in sources if not r.endswith("__init__.py")]
@@ -659,18 +793,27 @@ def assign_parts():
         )
     pulled = {}
     for part in range(1, len(PARTS) + 1):
-        roots = [(r, f"speechbrain_ast/{r}") for r, p in part_of.items()]
-        roots = [(r, why) for r, why in roots if part_of[r] == part]
-        queue = [(dep, why) for r, why in roots for dep in _deps(r, sources)]
+        # a file's own part, and the parts its deferred definitions join
+        roots = [r for r, p in part_of.items() if p == part]
+        roots += [
+            r
+            for r, names in DEFERRED.items()
+            if r in part_of and part in names.values()
+        ]
+        queue = [
+            (dep, f"speechbrain_ast/{r}")
+            for r in roots
+            for dep in _deps(r, sources, part)
+        ]
         for key in PARTS[part - 1]["recipes"]:
             for name in recipe_part_files(key, part):
-                path = os.path.join(ROOT, RECIPES[key]["ours"], name)
-                text = _read(path)
+                text = recipe_text(key, name)
                 if name.endswith(".yaml"):
-                    text += _read_include(text, RECIPES[key])
+                    text = upstream_yaml_body(text, RECIPES[key])
                 why = f"{RECIPES[key]['ours']}/{name}"
                 # upstream runs no doctests in recipes
                 yaml = name.endswith(".yaml")
+                _check_deferred(text, sources, part, why, yaml, False)
                 deps = dependencies(text, sources, yaml, examples=False)
                 queue += [(dep, why) for dep in deps]
         while queue:
@@ -687,15 +830,164 @@ def assign_parts():
             part_of[dep] = part
             pulled[dep] = (part, why)
             queue += [
-                (d, f"speechbrain_ast/{dep}") for d in _deps(dep, sources)
+                (d, f"speechbrain_ast/{dep}") for d in _deps(dep, sources, part)
             ]
     return part_of, pulled
 
 
-def _deps(rel, sources):
-    if rel.endswith(".py"):
-        return dependencies(sources[rel], sources)
-    return set()
+def _deps(rel, sources, part):
+    """The library files that ``rel``'s text in ``part`` needs, less
+    those it imports only inside functions (:data:`LAZY`)."""
+    if not rel.endswith(".py"):
+        return set()
+    text = upstream_source(rel, sources[rel], part)
+    _check_deferred(text, sources, part, f"speechbrain_ast/{rel}")
+    return dependencies(text, sources) - set(LAZY.get(rel, ()))
+
+
+def _check_deferred(text, sources, part, why, yaml=False, examples=True):
+    """Raises ValueError when ``text``, in ``part``, imports a definition
+    :data:`DEFERRED` to a later part (or never written)."""
+    if yaml:
+        names = re.findall(r"\bspeechbrain_ast(?:\.\w+)+", text)
+    else:
+        names = _imports(text, examples)
+    for name in names:
+        rel = _resolve(name, sources)
+        later = DEFERRED.get(rel, {}).get(name.rsplit(".", 1)[-1], 0)
+        if later is None or later > part:
+            when = "never" if later is None else f"in part {later}"
+            raise ValueError(
+                f"part {part}: {why} imports {name}, which goes upstream "
+                f"{when} (DEFERRED in scripts/upstream.py)"
+            )
+
+
+def recipe_text(key, name):
+    """Our text of a recipe file (``name`` under its folder), or the
+    upstream text :data:`RECIPES` gives for it."""
+    recipe = RECIPES[key]
+    theirs = recipe.get("upstream_text", {}).get(name)
+    if theirs is not None:
+        return _read(os.path.join(ROOT, theirs))
+    return _read(os.path.join(ROOT, recipe["ours"], name))
+
+
+def _definitions(tree):
+    """``{name: node}`` of a module's top-level definitions and methods
+    (``Class.method``)."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = (
+                node.targets if isinstance(node, ast.Assign) else [node.target]
+            )
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    out[target.id] = node
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            out[node.name] = node
+            if isinstance(node, ast.ClassDef):
+                for sub in node.body:
+                    if isinstance(sub, ast.FunctionDef):
+                        out[f"{node.name}.{sub.name}"] = sub
+    return out
+
+
+def upstream_source(rel, text, part):
+    """``text`` (of ``rel``, a library file or a test file of
+    :data:`PARTS`) as parts 1..``part`` have it: without the definitions
+    :data:`DEFERRED` to a later part, nor their entries in ``__all__``
+    (their now unused imports go when the text is formatted).
+
+    Example
+    -------
+    >>> text = '__all__ = ["a", "b"]\\n\\n\\ndef a():\\n    pass\\n\\n\\n'
+    >>> text += "# b's comment\\ndef b():\\n    pass\\n"
+    >>> DEFERRED["x.py"] = {"b": 2}
+    >>> print(upstream_source("x.py", text, 1).strip())
+    __all__ = ["a"]
+    <BLANKLINE>
+    <BLANKLINE>
+    def a():
+        pass
+    >>> del DEFERRED["x.py"]
+    """
+    later = {
+        name
+        for name, p in DEFERRED.get(rel, {}).items()
+        if p is None or p > part
+    }
+    if not later:
+        return text
+    tree = ast.parse(text)
+    found = _definitions(tree)
+    missing = sorted(later - set(found))
+    if missing:
+        raise ValueError(
+            f"DEFERRED names {missing}, which speechbrain_ast/{rel} does not "
+            "define: update DEFERRED in scripts/upstream.py"
+        )
+    lines = text.splitlines(keepends=True)
+    drop = set()
+    for name in later:
+        node = found[name]
+        decorators = getattr(node, "decorator_list", [])
+        first = min([d.lineno for d in decorators] + [node.lineno])
+        while first > 1 and lines[first - 2].lstrip().startswith("#"):
+            first -= 1  # the comment lines just above it
+        drop.update(range(first - 1, node.end_lineno))
+    exports = found.get("__all__")
+    if exports is not None:
+        span = range(exports.lineno - 1, exports.end_lineno)
+        names = [ast.literal_eval(e) for e in exports.value.elts]
+        kept = [n for n in names if n not in later]
+        if len(span) == 1:
+            listed = ", ".join(f'"{n}"' for n in kept)
+            lines[span[0]] = f"__all__ = [{listed}]\n"
+        else:
+            drop.update(
+                i
+                for i in span
+                if lines[i].strip().strip(",") in (f'"{n}"' for n in later)
+            )
+    text = "".join(line for i, line in enumerate(lines) if i not in drop)
+    return _without_unused_imports(text)
+
+
+def _without_unused_imports(text):
+    """``text`` without the top-level imports its code no longer uses; one
+    that only its docstring examples use (doctests run in the module's
+    namespace) is kept on its own line, marked for the linter."""
+    tree = ast.parse(text)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    exports = _definitions(tree).get("__all__")
+    if exports is not None:
+        used |= {ast.literal_eval(e) for e in exports.value.elts}
+    examples = {
+        n.id
+        for n in ast.walk(ast.parse(_doctest_code(tree)))
+        if isinstance(n, ast.Name)
+    }
+    lines = text.splitlines(keepends=True)
+    for node in reversed(tree.body):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        bound = [(a, (a.asname or a.name).split(".")[0]) for a in node.names]
+        if all(name in used for _, name in bound):
+            continue
+        kept = [a for a, name in bound if name in used]
+        for_examples = [a for a, name in bound if name not in used]
+        for_examples = [
+            a for a in for_examples if (a.asname or a.name) in examples
+        ]
+        new = []
+        for aliases, note in ((kept, ""), (for_examples, "  # noqa: F401")):
+            if aliases:
+                stmt = type(node)(**{**node.__dict__, "names": aliases})
+                new.append(ast.unparse(stmt) + note + "\n")
+        lines[node.lineno - 1 : node.end_lineno] = new
+    return "".join(lines)
 
 
 def _read_include(text, recipe):
@@ -759,7 +1051,7 @@ def _package_doc(packages):
     return "\n".join(lines)
 
 
-def init_files(written):
+def init_files(written, upto=len(PARTS)):
     """``{upstream path: text}`` of the package ``__init__.py`` files for
     the library paths in ``written`` (paths under speechbrain_ast/): the
     top one with the import guard for timm, each with ``lazy_export_all``
@@ -805,7 +1097,9 @@ def init_files(written):
                 keep = [
                     a.name
                     for a in node.names
-                    if _resolve(f"{node.module}.{a.name}", sources) in written
+                    if _available(
+                        f"{node.module}.{a.name}", written, upto, sources
+                    )
                 ]
                 if keep:
                     imports.append(
@@ -821,6 +1115,14 @@ def init_files(written):
     return out
 
 
+def _available(name, written, upto, sources):
+    """Whether the dotted ``speechbrain_ast`` name is in parts 1..upto:
+    its module is ``written`` and its definition not :data:`DEFERRED`."""
+    rel = _resolve(name, sources)
+    later = DEFERRED.get(rel, {}).get(name.rsplit(".", 1)[-1], 0)
+    return rel in written and later is not None and later <= upto
+
+
 def library_files(part_of, upto, author):
     """``{upstream path: text or bytes}`` of the library in parts 1..upto."""
     written = {r for r, p in part_of.items() if p <= upto}
@@ -829,32 +1131,32 @@ def library_files(part_of, upto, author):
     for rel in sorted(written):
         upstream = os.path.join(PACKAGE_DIR, rel)
         if rel.endswith(".py"):
-            out[upstream] = rename_authors(rename_package(sources[rel]), author)
+            text = upstream_source(rel, sources[rel], upto)
+            out[upstream] = rename_authors(rename_package(text), author)
         else:
             with open(os.path.join(SRC, rel), "rb") as f:
                 out[upstream] = f.read()
-    out.update(init_files(written))
+    out.update(init_files(written, upto))
     for index, part in enumerate(PARTS[:upto], 1):
         for test in part.get("tests", []):
             name = os.path.basename(test).replace(
                 "test_upstream_integration",
                 "test_audio_spectrogram_transformer",
             )
-            text = rename_authors(
-                rename_package(_read(os.path.join(ROOT, test))), author
+            text = upstream_source(test, _read(os.path.join(ROOT, test)), upto)
+            out[f"{TESTS_DIR}/{name}"] = rename_authors(
+                rename_package(text), author
             )
-            out[f"{TESTS_DIR}/{name}"] = text
     return out
 
 
 def recipe_files(key, upto, author):
     """``{upstream path: text}`` of one recipe's files in parts 1..upto."""
     recipe = RECIPES[key]
-    ours = os.path.join(ROOT, recipe["ours"])
     out = {}
     for part in range(1, upto + 1):
         for name in recipe_part_files(key, part):
-            text = _read(os.path.join(ours, name))
+            text = recipe_text(key, name)
             if name.endswith(".yaml"):
                 base = os.path.basename(name)
                 theirs = f"hparams/{upstream_yaml_name(base, recipe)}"
@@ -885,8 +1187,10 @@ def _row_test(key, hparams):
             "file_exists=[train_log.txt,log.txt,env.log,hyperparams.yaml,"
             "ssast_encoder.pt]"
         )
-    common = "train_log.txt,log.txt,env.log,hyperparams.yaml,metrics.jsonl,"
-    common += "test_predictions.pt,model/hyperparams.yaml,"
+    common = "train_log.txt,log.txt,env.log,hyperparams.yaml,"
+    if key != "ESC50":  # our evaluation log (training/recipe.py)
+        common += "metrics.jsonl,test_predictions.pt,"
+    common += "model/hyperparams.yaml,"
     common += "model/embedding_model.ckpt,model/classifier.ckpt"
     size = TINY
     if "ssast" in name:  # no encoder in the tiny run
@@ -946,6 +1250,7 @@ def csv_rows(key, yamls):
         if o in ("train.py", "pretrain.py")
     ]
     prep = [t for o, t in recipe["files"].items() if "prepare" in o]
+    prep = [recipe["data_prep"]] if "data_prep" in recipe else prep
     rows = []
     for hparams in yamls:
         flags, checks = _row_test(key, hparams)
@@ -1131,8 +1436,9 @@ def contribution(checkout, upto=len(PARTS), author=DEFAULT_AUTHOR):
         for r, p in part_of.items()
         if p <= upto and r.endswith(".py") and "/" in r
     }
+    recipes = {key for spec in PARTS[:upto] for key in spec["recipes"]}
     out[os.path.join(PACKAGE_DIR, "README.md")] = integration_readme(
-        sorted(subpackages), upto
+        sorted(subpackages), upto, recipes
     )
     out[".dict-speechbrain.txt"] = merge_lines(
         theirs(".dict-speechbrain.txt"), CODESPELL_WORDS
@@ -1217,7 +1523,7 @@ def check_earlier_parts(checkout, part):
 def write_contribution(
     checkout, out=sys.stdout, part=None, author=DEFAULT_AUTHOR
 ):
-    """Writes parts 1..4 (``part=None``) or one part into ``checkout``;
+    """Writes every part (``part=None``) or one part into ``checkout``;
     returns the paths written.
 
     Arguments

@@ -421,9 +421,10 @@ def recipe_readme(key, recipe, existing, yamls, ours_names):
     return ssast_readme(key, recipe, yamls, ours_names)
 
 
-def integration_readme(subpackages, part):
-    """The integration's README: what it holds, the install line, the
-    provenance of its code and label files, the coverage record."""
+def integration_readme(subpackages, part, recipes=("ESC50",)):
+    """The integration's README (of parts 1..``part``, whose recipes are
+    ``recipes``): what it holds, the install line, the provenance of its
+    code and label files, the coverage record."""
     lines = [
         "Audio Spectrogram Transformer",
         "-----------------------------",
@@ -433,15 +434,15 @@ def integration_readme(subpackages, part):
         "blocks of [timm](https://github.com/huggingface/pytorch-image-models): "
         + ", ".join(f"`{p}`" for p in subpackages)
         + ". Its recipes fine-tune it on ESC-50"
-        + (", Speech Commands" if part >= 2 else "")
-        + (" and AudioSet" if part >= 3 else "")
-        + (", and pretrain it with SSAST" if part >= 4 else "")
+        + (", Speech Commands" if "SpeechCommands" in recipes else "")
+        + (" and AudioSet" if "AudioSet" in recipes else "")
+        + (", and pretrain it with SSAST" if "SSAST" in recipes else "")
         + "; a trained model is a folder that "
         "`speechbrain.inference.classifiers.EncoderClassifier` loads.",
         "",
         "The model, its frontend and its weight import follow the reference "
         f"implementation, {REFERENCE_CODE}"
-        + (f"; SSAST follows {SSAST_CODE}" if part >= 4 else "")
+        + (f"; SSAST follows {SSAST_CODE}" if "SSAST" in recipes else "")
         + ". The class names in `label_files/` are the reference's files "
         "(BSD-3-Clause).",
         "",

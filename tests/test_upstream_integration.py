@@ -1,6 +1,8 @@
 """Tests of the Audio Spectrogram Transformer integration against code it
-did not write: torchaudio's Kaldi fbank, and SpeechBrain's
-``EncoderClassifier`` loading an exported model folder.
+did not write: torchaudio's Kaldi fbank, SpeechBrain's
+``EncoderClassifier`` loading an exported model folder, and the published
+weights' formats (the reference ``.pth``, transformers' folders, timm's
+DeiT, SSAST encoders) read into the lobe.
 
 ``scripts/upstream.py`` writes this file into an upstream SpeechBrain
 checkout as ``speechbrain/integrations/tests/``
@@ -40,6 +42,10 @@ def test_fbank_equals_torchaudio_kaldi():
         )
         ours = feats[i, : ref.shape[0]]
         assert (ours - ref).abs().max() < 1e-3
+    # with autograd (training through the frontend): the same features
+    trained = fbank(wavs.clone().requires_grad_(), lens)
+    assert (trained - feats).abs().max() < 1e-3
+    trained.sum().backward()
 
 
 def test_lobe_and_head_any_length():
@@ -124,13 +130,10 @@ def test_reference_checkpoint_initialises_the_backbone(tmp_path):
     assert lobe(torch.randn(1, 64, 128)).shape == (1, 32)
 
 
-def test_transformers_folder_initialises_the_backbone(tmp_path):
-    """A transformers AST folder (as the hub's
-    ``MIT/ast-finetuned-audioset-10-10-0.4593``) gives the same backbone
-    as the equivalent reference checkpoint."""
+def _transformers_folder(folder):
+    """A small transformers AST (3 classes, 64 frames) saved in
+    ``folder``, as ``save_pretrained`` writes the hub's; the model."""
     transformers = pytest.importorskip("transformers")
-    from speechbrain_ast.weights import build_from_checkpoint
-
     config = transformers.ASTConfig(
         hidden_size=32,
         num_hidden_layers=1,
@@ -141,13 +144,61 @@ def test_transformers_folder_initialises_the_backbone(tmp_path):
     )
     torch.manual_seed(0)
     model = transformers.ASTForAudioClassification(config).eval()
-    model.save_pretrained(tmp_path / "hf")
+    model.save_pretrained(folder)
+    return model
+
+
+def test_transformers_folder_gives_the_same_logits(tmp_path):
+    """A transformers AST folder (as the hub's
+    ``MIT/ast-finetuned-audioset-10-10-0.4593``) gives the lobe and head
+    of transformers' own logits."""
+    from speechbrain_ast.weights import build_from_checkpoint
+
+    model = _transformers_folder(tmp_path / "hf")
     lobe, head, _ = build_from_checkpoint(str(tmp_path / "hf"))
     feats = torch.randn(1, 64, 128)
     with torch.no_grad():
         ours = head(lobe.eval()(feats))
         theirs = model(feats).logits
     assert torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_hub_id_initialises_the_backbone(monkeypatch, tmp_path):
+    """A hub id, as the ESC-50 yaml's ``audioset_pretrain``, goes through
+    SpeechBrain's fetching (the hub pointed at a local folder here) and
+    gives the lobe the checkpoint's backbone at the lobe's own length."""
+    import speechbrain.utils.fetching as fetching
+    from speechbrain_ast.weights import (
+        build_from_checkpoint,
+        init_from_pretrained,
+    )
+
+    _transformers_folder(tmp_path / "repo")
+    asked = []
+
+    def hf_hub_download(repo_id, filename, **kwargs):
+        """The hub's download, from the local folder."""
+        asked.append(filename)
+        path = tmp_path / "repo" / filename
+        if not path.exists():
+            raise FileNotFoundError(f"{repo_id} has no {filename}")
+        return str(path)
+
+    monkeypatch.setattr(
+        fetching.huggingface_hub, "hf_hub_download", hf_hub_download
+    )
+    lobe = _tiny_lobe(input_tdim=48, mlp_ratio=2.0)
+    loaded = init_from_pretrained(
+        lobe, audioset_pretrain="owner/ast", savedir=str(tmp_path / "saved")
+    )
+    assert loaded.startswith("AudioSet checkpoint")
+    assert loaded.endswith("owner--ast; pooling cls")
+    assert asked[:2] == ["config.json", "model.safetensors"]
+    source, _, _ = build_from_checkpoint(str(tmp_path / "repo"))
+    assert _same_blocks(source, lobe)
+    assert lobe(torch.randn(1, 48, 128)).shape == (1, 32)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        init_from_pretrained(lobe, audioset_pretrain="./no/such/folder")
 
 
 def test_ssast_encoder_initialises_the_lobe(tmp_path):
@@ -165,6 +216,27 @@ def test_ssast_encoder_initialises_the_lobe(tmp_path):
     loaded = init_from_pretrained(lobe, ssl_pretrain=str(path))
     assert "pooling mean" in loaded
     assert _same_blocks(encoder, lobe)
+
+
+def test_imagenet_deit_initialises_the_lobe(tmp_path):
+    """timm's DeiT weights (a local file, as offline machines give them)
+    start a lobe when there is no AudioSet checkpoint."""
+    import timm
+
+    from speechbrain_ast.weights import init_from_pretrained
+
+    torch.manual_seed(0)
+    name = "deit_tiny_distilled_patch16_224"
+    deit = timm.create_model(name, pretrained=False, depth=1)
+    path = tmp_path / "deit.pth"
+    torch.save(deit.state_dict(), path)
+    lobe = _tiny_lobe(embed_dim=192, num_heads=3)
+    loaded = init_from_pretrained(
+        lobe, imagenet_pretrain=name, imagenet_checkpoint=str(path)
+    )
+    assert loaded.startswith(f"ImageNet {name}")
+    assert torch.equal(lobe.cls_token, deit.cls_token)
+    assert _same_blocks(deit, lobe)
 
 
 def test_weights_by_web_address_are_fetched_once(monkeypatch, tmp_path):

@@ -14,15 +14,8 @@ import os
 
 from speechbrain_ast.model.lobe import AST, ASTHead, patch_grid
 from speechbrain_ast.weights.common import ImportedAST, adapt_token_pos_embed
-from speechbrain_ast.weights.deit import load_deit
 from speechbrain_ast.weights.fetch import fetch_pretrained
 from speechbrain_ast.weights.hf import read_hf_checkpoint
-from speechbrain_ast.weights.reference import read_reference_checkpoint
-from speechbrain_ast.weights.ssast import (
-    finetune_strides,
-    load_ssast,
-    read_ssast_checkpoint,
-)
 
 __all__ = ["build_from_checkpoint", "init_from_pretrained"]
 
@@ -59,20 +52,12 @@ def build_from_checkpoint(source, input_tdim=None, n_classes=None):
 
     Example
     -------
-    >>> import tempfile
     >>> import torch
-    >>> from speechbrain_ast.weights import read_reference_checkpoint
     >>> lobe = AST(input_tdim=128, embed_dim=64, depth=1, num_heads=1)
-    >>> state = {f"module.v.{k}": v for k, v in lobe.state_dict().items()}
-    >>> state.update(
-    ...     {
-    ...         f"module.mlp_head.{k}": v
-    ...         for k, v in ASTHead(64, 5).state_dict().items()
-    ...     }
+    >>> head = ASTHead(64, 5)
+    >>> imported = ImportedAST(
+    ...     lobe.config, lobe.state_dict(), head_state=head.state_dict()
     ... )
-    >>> path = os.path.join(tempfile.mkdtemp(), "ast.pth")
-    >>> torch.save(state, path)
-    >>> imported = read_reference_checkpoint(path, input_tdim=128)
     >>> lobe, head, _ = build_from_checkpoint(imported, input_tdim=64)
     >>> head(lobe(torch.randn(2, 64, 128))).shape
     torch.Size([2, 5])
@@ -82,6 +67,12 @@ def build_from_checkpoint(source, input_tdim=None, n_classes=None):
         if os.path.isdir(path):
             source = read_hf_checkpoint(path)
         elif os.path.isfile(path):
+            # imported here, as the ImageNet and SSAST readers below: each
+            # format's reader is needed only by the weights that use it
+            from speechbrain_ast.weights.reference import (
+                read_reference_checkpoint,
+            )
+
             source = read_reference_checkpoint(path)
         else:
             raise FileNotFoundError(
@@ -261,6 +252,8 @@ def _init_weights(
         _load_ssl(embedding_model, ssl_pretrain, pos_embed)
         return f"SSAST encoder {ssl_pretrain}"
     if imagenet_pretrain:
+        from speechbrain_ast.weights.deit import load_deit
+
         load_deit(
             embedding_model,
             name=imagenet_pretrain,
@@ -275,6 +268,8 @@ def _init_weights(
 def _stride_flags(patch):
     """The recipe flags for a lobe with ``patch`` (freq, time) patches and
     the SSAST reference's fine-tuning strides."""
+    from speechbrain_ast.weights.ssast import finetune_strides
+
     pf, pt = patch
     size = str(pf) if pf == pt else f'"[{pf},{pt}]"'
     fstride, tstride = finetune_strides(patch)
@@ -284,6 +279,8 @@ def _stride_flags(patch):
 def _load_ssl(embedding_model, path, pos_embed):
     """:func:`speechbrain_ast.weights.load_ssast` with the recipe's flags in
     the error of a patch shape that does not fit."""
+    from speechbrain_ast.weights.ssast import load_ssast, read_ssast_checkpoint
+
     method = "nearest" if pos_embed == "nearest" else "bilinear"
     try:
         load_ssast(embedding_model, path, method=method)
