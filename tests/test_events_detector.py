@@ -15,16 +15,19 @@ from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain_ast.events import (
     FrameHead,
     column_edges,
+    event_extras,
+    folder_event_settings,
     folder_frame_head,
     frame_scores,
 )
+from speechbrain_ast.events.model_folder import FRAME_HEAD_FILE
 from speechbrain_ast.features import FixedNormalization
 from speechbrain_ast.inference import (
     ASTAudioClassifier,
     export_model_folder,
     export_trained_model,
 )
-from speechbrain_ast.inference.model_folder import FRAME_HEAD_FILE, MODEL_FILES
+from speechbrain_ast.inference.model_folder import MODEL_FILES
 from speechbrain_ast.model import AST, ASTHead
 from speechbrain_ast.testing.model_folders import NORM_STATS, tiny_model_folder
 
@@ -60,8 +63,7 @@ def _frame_folder(folder, target_length=128, **events):
         {"target_length": target_length},
         NORM_STATS,
         multi_label=True,
-        frame_head=head,
-        **events,
+        **event_extras(LABELS, head, **events),
     )
     return head
 
@@ -79,7 +81,7 @@ def test_a_clip_folder_scores_frames_with_its_clip_head(tmp_path):
     folder = tiny_model_folder(tmp_path / "model", embed_dim=24)
     model = _load(folder, tmp_path)
     assert "frame_head" not in model.mods
-    assert model.thresholds is None and model.median_window is None
+    assert folder_event_settings(model) == (None, None)
     wavs = _wavs()
     edges, frame_probs = frame_scores(model, wavs)
     # the clip head on every column, sigmoid
@@ -95,12 +97,15 @@ def test_a_folder_with_a_frame_head_uses_it_and_its_settings(tmp_path):
     folder = tmp_path / "model"
     head = _frame_folder(folder, thresholds=[0.3, 0.5, 0.7], median_window=5)
     assert sorted(os.listdir(folder)) == sorted([*MODEL_FILES, FRAME_HEAD_FILE])
+    # the settings are top-level values of the yaml, as folders had them
+    text = (folder / "hyperparams.yaml").read_text()
+    assert "\nthresholds:\n- 0.3\n- 0.5\n- 0.7\nmedian_window: 5\n" in text
     model = _load(folder, tmp_path)
     loaded = model.mods.frame_head
     assert isinstance(loaded, FrameHead) and loaded.config == head.config
     for key, value in head.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
-    assert model.thresholds == [0.3, 0.5, 0.7] and model.median_window == 5
+    assert folder_event_settings(model) == ([0.3, 0.5, 0.7], 5)
     assert folder_frame_head(model) is loaded
     wavs = _wavs()
     _, frame_probs = frame_scores(model, wavs)
@@ -112,12 +117,13 @@ def test_a_folder_with_a_frame_head_uses_it_and_its_settings(tmp_path):
         source=str(folder), savedir=str(tmp_path / "plain")
     )
     assert isinstance(plain.mods.frame_head, FrameHead)
+    assert folder_event_settings(plain) == ([0.3, 0.5, 0.7], 5)
 
 
 def test_one_threshold_for_all_classes_reads_back_as_a_number(tmp_path):
     _frame_folder(tmp_path / "model", thresholds=0.4)
     model = _load(tmp_path / "model", tmp_path)
-    assert model.thresholds == 0.4 and model.median_window is None
+    assert folder_event_settings(model) == (0.4, None)
 
 
 def test_columns_past_a_clips_audio_score_zero(tmp_path):
@@ -148,20 +154,15 @@ def test_native_length_folders_pad_shorter_clips(tmp_path):
     assert bool((frame_probs[1, 6:] == 0).all())
 
 
-def test_export_refuses_frame_settings_that_do_not_fit(tmp_path):
-    lobe = AST(input_tdim=128, embed_dim=24, depth=1, num_heads=2)
-    args = (lobe, ASTHead(24, 3), LABELS, {"target_length": 128}, NORM_STATS)
+def test_event_settings_that_do_not_fit_are_refused():
     with pytest.raises(ValueError, match="frame head has 2 outputs for 3"):
-        export_model_folder(
-            tmp_path / "a", *args, True, frame_head=FrameHead(24, 2)
-        )
+        event_extras(LABELS, FrameHead(24, 2))
     with pytest.raises(ValueError, match=r"3 \(one per class\).*\[0.5, 0.5\]"):
-        export_model_folder(tmp_path / "b", *args, True, thresholds=[0.5, 0.5])
+        event_extras(LABELS, thresholds=[0.5, 0.5])
     with pytest.raises(ValueError, match=r"got 1.5"):
-        export_model_folder(tmp_path / "c", *args, True, thresholds=1.5)
+        event_extras(LABELS, thresholds=1.5)
     with pytest.raises(ValueError, match="odd number of columns >= 1; got 4"):
-        export_model_folder(tmp_path / "d", *args, True, median_window=4)
-    assert not any((tmp_path / name).exists() for name in "abcd")
+        event_extras(LABELS, median_window=4)
 
 
 def test_folders_without_a_frame_head_are_as_before(tmp_path):
@@ -202,9 +203,8 @@ def test_a_recipes_export_carries_its_frame_head(tmp_path):
         FixedNormalization(*NORM_STATS),
         LABELS,
         multi_label=True,
-        thresholds=[0.5, 0.4, 0.3],
-        median_window=7,
+        **event_extras(LABELS, modules["frame_head"], [0.5, 0.4, 0.3], 7),
     )
     model = _load(folder, tmp_path)
     assert model.mods.frame_head.config["pooling"] == "linear_softmax"
-    assert model.thresholds == [0.5, 0.4, 0.3] and model.median_window == 7
+    assert folder_event_settings(model) == ([0.5, 0.4, 0.3], 7)

@@ -343,3 +343,62 @@ def test_trained_model_keeps_the_training_sample_rate(tmp_path):
     )
     assert model.hparams.sample_rate == 8000
     assert model.hparams.compute_features.sample_rate == 8000
+
+
+def test_further_modules_and_settings_load_with_the_folder(tmp_path):
+    """Further modules load into ``mods`` (their own ``<name>.ckpt``),
+    further settings into ``hparams``, with both interfaces; a re-export
+    without them removes the earlier checkpoint and keeps other files."""
+    lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
+    head, second = ASTHead(32, 5), ASTHead(32, 5)
+    torch.nn.init.normal_(second[1].weight)
+    args = (lobe, head, LABELS, {"target_length": 64}, (MEAN, STD), True)
+    out = export_model_folder(
+        tmp_path / "model",
+        *args,
+        extra_modules={"second_head": second},
+        extra_settings={"threshold": 0.25, "names": ["a", "b"]},
+    )
+    assert sorted(os.listdir(out)) == sorted([*MODEL_FILES, "second_head.ckpt"])
+    for loader in (ASTAudioClassifier, EncoderClassifier):
+        model = loader.from_hparams(
+            source=out, savedir=str(tmp_path / loader.__name__)
+        )
+        loaded = model.mods.second_head
+        assert isinstance(loaded, ASTHead)
+        assert torch.equal(loaded[1].weight, second[1].weight)
+        assert model.hparams.threshold == 0.25
+        assert model.hparams.names == ["a", "b"]
+    (tmp_path / "model" / "notes.txt").write_text("kept")
+    export_model_folder(tmp_path / "model", *args, overwrite=True)
+    assert sorted(os.listdir(out)) == sorted([*MODEL_FILES, "notes.txt"])
+    text = (tmp_path / "model" / "hyperparams.yaml").read_text()
+    assert "second_head" not in text and "threshold" not in text
+
+
+@pytest.mark.parametrize(
+    "extras, error",
+    [
+        ({"extra_settings": {"sample_rate": 8000}}, "'sample_rate' .* already"),
+        ({"extra_modules": {"classifier": ASTHead(32, 5)}}, "already an"),
+        ({"extra_settings": {"modules": 1}}, "'modules' .* already an entry"),
+        ({"extra_settings": {"a b": 1}}, "'a b' .* not a Python identifier"),
+        (
+            {
+                "extra_modules": {"twice": ASTHead(32, 5)},
+                "extra_settings": {"twice": 1},
+            },
+            "'twice' .* already an entry",
+        ),
+        ({"extra_modules": {"lin": torch.nn.Linear(2, 2)}}, "Linear"),
+        ({"extra_settings": {"bad": object()}}, "Cannot write"),
+    ],
+)
+def test_further_names_and_values_that_do_not_fit_are_refused(
+    tmp_path, extras, error
+):
+    lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
+    args = (lobe, ASTHead(32, 5), LABELS, {}, (MEAN, STD), True)
+    with pytest.raises((ValueError, TypeError), match=error):
+        export_model_folder(tmp_path / "model", *args, **extras)
+    assert not (tmp_path / "model").exists()

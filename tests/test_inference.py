@@ -99,3 +99,25 @@ def test_bad_shapes(multi):
         multi.compute_logits(torch.zeros(1, 2, 16000))
     with pytest.raises(ValueError, match="wav_lens"):
         multi.compute_logits(torch.zeros(2, 16000), torch.ones(3))
+
+
+def test_further_modules_are_quantized_with_the_lobe_and_head(tmp_path):
+    from speechbrain_ast.deploy.quantize import count_quantized
+
+    lobe = AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2)
+    folder = export_model_folder(
+        tmp_path / "model",
+        lobe,
+        ASTHead(32, len(LABELS)),
+        LABELS,
+        {"target_length": 64},
+        (-4.27, 4.57),
+        multi_label=True,
+        extra_modules={"second_head": ASTHead(32, len(LABELS))},
+    )
+    model = ASTAudioClassifier.from_hparams(
+        source=folder, savedir=str(tmp_path / "saved")
+    ).quantize_int8()
+    assert count_quantized(model.mods.second_head) == 1
+    assert count_quantized(model.mods.classifier) == 1
+    assert count_quantized(model.mods.compute_features) == 0

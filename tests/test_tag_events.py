@@ -21,6 +21,7 @@ import torch
 
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.events.detector import frame_scores
+from speechbrain_ast.events.model_folder import event_extras
 from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model import AST, ASTHead
@@ -40,7 +41,7 @@ def _folder(path, native=False, **events):
         {"target_length": None if native else 128},
         (-4.27, 4.57),
         multi_label=True,
-        **events,
+        **event_extras(LABELS, **events),
     )
 
 

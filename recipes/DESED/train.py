@@ -43,12 +43,15 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.events.evaluate import evaluate_events
 from speechbrain_ast.events.frames import column_edges, sed_loss, strong_targets
+from speechbrain_ast.events.model_folder import event_extras
 from speechbrain_ast.events.postprocess import tune_thresholds
 from speechbrain_ast.inference import export_trained_model
 from speechbrain_ast.training.recipe import parse_arguments, user_errors
 from speechbrain_ast.weights import init_from_pretrained
 
 logger = logging.getLogger(__name__)
+# the validation metrics a checkpoint can be kept by (select_by)
+METRICS = ("psds1", "psds2", "event_f1", "segment_f1")
 
 
 class SEDBrain(sb.core.Brain):
@@ -167,7 +170,7 @@ class SEDBrain(sb.core.Brain):
                 valid_stats={"loss": stage_loss, **stats, "median": window},
             )
             self.log_metrics("valid", epoch, stats, thresholds, window)
-            # the best by PSDS1 (and the latest) are kept, with the
+            # the best by select_by (and the latest) are kept, with the
             # thresholds and median window tuned for them
             self.checkpointer.save_and_keep_only(
                 meta={
@@ -176,7 +179,7 @@ class SEDBrain(sb.core.Brain):
                     "thresholds": [float(t) for t in thresholds],
                     "median_window": int(window),
                 },
-                max_keys=["psds1"],
+                max_keys=[self.hparams.select_by],
                 num_to_keep=self.hparams.ckpt_keep,
             )
         if stage == sb.Stage.TEST:
@@ -264,6 +267,11 @@ if __name__ == "__main__":
         run_on_main(prepare_desed, kwargs=prepare_kwargs)
         prepared = prepare_desed(**prepare_kwargs)  # up to date: reads it
         labels = prepared["labels"]
+        if hparams["select_by"] not in METRICS:
+            raise ValueError(
+                f"select_by must be one of {METRICS}, not "
+                f"{hparams['select_by']!r}."
+            )
         if len(labels) != hparams["n_classes"]:
             raise ValueError(
                 f"the data has {len(labels)} classes ({labels[:10]}) but "
@@ -302,10 +310,11 @@ if __name__ == "__main__":
     )
     brain.evaluate(
         datasets["test"],
-        max_key="psds1",
+        max_key=hparams["select_by"],
         test_loader_kwargs=hparams["test_dataloader_options"],
     )
     if hparams["export_model"]:
+        tuned = (brain.thresholds, brain.median_window)
         export_trained_model(
             os.path.join(hparams["output_folder"], "model"),
             hparams["modules"],
@@ -313,6 +322,5 @@ if __name__ == "__main__":
             labels,
             multi_label=True,
             frontend=hparams["compute_features"],
-            thresholds=brain.thresholds,
-            median_window=brain.median_window,
+            **event_extras(labels, hparams["frame_head"], *tuned),
         )

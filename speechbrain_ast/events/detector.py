@@ -12,6 +12,7 @@ import weakref
 import torch
 
 from speechbrain_ast.events.frames import FrameHead, column_edges
+from speechbrain_ast.events.model_folder import FRAME_HEAD
 
 __all__ = ["folder_frame_head", "frame_scores", "valid_columns"]
 
@@ -47,8 +48,8 @@ def folder_frame_head(classifier):
     >>> folder_frame_head(model) is folder_frame_head(model)
     True
     """
-    if "frame_head" in classifier.mods:
-        return classifier.mods.frame_head
+    if FRAME_HEAD in classifier.mods:
+        return classifier.mods[FRAME_HEAD]
     clip_head = classifier.mods.classifier
     head = _FROM_CLIP_HEAD.get(clip_head)
     if head is None:

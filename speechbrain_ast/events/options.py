@@ -11,6 +11,7 @@ Authors
 import os
 
 from speechbrain_ast.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from speechbrain_ast.events.model_folder import folder_event_settings
 from speechbrain_ast.events.output import EVENT_FORMATS
 
 __all__ = ["add_arguments", "check_arguments", "event_settings", "set_window"]
@@ -21,23 +22,26 @@ NATIVE_WINDOW_S = 10.0
 
 def event_settings(model, args):
     """``(thresholds, median_window)``: ``--threshold`` /
-    ``--median-window`` where given, else the model folder's tuned ones,
+    ``--median-window`` where given, else the model folder's tuned ones
+    (:func:`~speechbrain_ast.events.model_folder.folder_event_settings`),
     else 0.5 and 1.
 
     Example
     -------
     >>> import argparse
-    >>> model = argparse.Namespace(thresholds=[0.3, 0.6], median_window=None)
+    >>> tuned = argparse.Namespace(thresholds=[0.3, 0.6], median_window=3)
+    >>> model = argparse.Namespace(hparams=tuned)
     >>> args = argparse.Namespace(threshold=None, median_window=5)
     >>> event_settings(model, args)
     ([0.3, 0.6], 5)
     """
+    tuned, tuned_median = folder_event_settings(model)
     thresholds = args.threshold
     if thresholds is None:
-        thresholds = getattr(model, "thresholds", None)
+        thresholds = tuned
         if isinstance(thresholds, (list, tuple)) and len(thresholds) == 1:
             thresholds = thresholds[0]  # one for every class
-    median = args.median_window or getattr(model, "median_window", None)
+    median = args.median_window or tuned_median
     return (0.5 if thresholds is None else thresholds), median or 1
 
 

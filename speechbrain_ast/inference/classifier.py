@@ -122,10 +122,9 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
     keep their own length (then clips of different lengths in one batch
     are run one by one, since padding would change their outputs).
 
-    A folder may also hold a frame head (``mods.frame_head``, see
-    :mod:`speechbrain_ast.events`) and the event detection settings tuned
-    with it: ``thresholds`` (one per class, or one number) and
-    ``median_window`` (columns), None where the folder has none.
+    A folder's further modules are in ``mods`` with the lobe and head,
+    its further settings in ``hparams``
+    (:func:`~speechbrain_ast.inference.model_folder.export_model_folder`).
 
     Arguments
     ---------
@@ -154,9 +153,6 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         self.multi_label = bool(getattr(self.hparams, "multi_label", False))
         self.native_length = bool(getattr(self.hparams, "native_length", False))
         self.sample_rate = int(getattr(self.hparams, "sample_rate", 16000))
-        # sound event detection settings tuned for the folder, if any
-        self.thresholds = getattr(self.hparams, "thresholds", None)
-        self.median_window = getattr(self.hparams, "median_window", None)
         self._set_precision()
 
     def _set_precision(self):
@@ -178,12 +174,14 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             cast_for_inference(self.mods[name], self.compute_dtype)
 
     def _weighted_modules(self):
-        """The mods with weights: lobe, head and a frame head if any."""
-        names = ("embedding_model", "classifier", "frame_head")
-        return [name for name in names if name in self.mods]
+        """The mods with weights: all but the frontend and normalisation
+        (the lobe, the head and a folder's further modules)."""
+        frontend = ("compute_features", "mean_var_norm")
+        return [name for name in self.mods if name not in frontend]
 
     def quantize_int8(self):
-        """Switches the lobe and head to int8 dynamic quantization (CPU).
+        """Switches the lobe and head (and a folder's further modules) to
+        int8 dynamic quantization (CPU).
 
         Their ``nn.Linear`` layers get int8 weights and run int8 matmuls
         (:func:`speechbrain_ast.deploy.quantize.quantize_int8`); the frontend,

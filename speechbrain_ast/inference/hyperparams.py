@@ -10,11 +10,12 @@ Authors
 """
 
 import math
+import re
 
 import torch
 import yaml
 
-__all__ = ["event_settings", "hyperparams_text", "module_config"]
+__all__ = ["hyperparams_text", "module_config", "module_file"]
 
 
 def _plain(value):
@@ -80,56 +81,47 @@ def module_config(module):
     return {key: _plain(val) for key, val in config.items()}
 
 
-def event_settings(thresholds, median_window, n_classes):
-    """The event detection settings a model folder records, checked:
-    ``thresholds`` and ``median_window``, each only where given.
-
-    Arguments
-    ---------
-    thresholds : float or sequence of float or None
-        One threshold in [0, 1] or one per class.
-    median_window : int or None
-        Odd median filter length, in patch columns.
-    n_classes : int
-        The folder's number of classes.
-
-    Returns
-    -------
-    dict
-        Plain values for the yaml's top level.
-
-    Example
-    -------
-    >>> event_settings([0.5, 0.25], 7, n_classes=2)
-    {'thresholds': [0.5, 0.25], 'median_window': 7}
-    >>> event_settings(None, None, n_classes=2)
-    {}
-    """
-    settings = {}
-    if thresholds is not None:
-        values = torch.as_tensor(thresholds, dtype=torch.float64)
-        in_range = bool(((values >= 0) & (values <= 1)).all())
-        count = values.numel() in (1, n_classes)
-        if values.dim() > 1 or not count or not in_range:
-            raise ValueError(
-                f"thresholds must be one number or {n_classes} (one per "
-                f"class), each in [0, 1]; got {thresholds!r}."
-            )
-        settings["thresholds"] = values.tolist()
-    if median_window is not None:
-        if int(median_window) != median_window or median_window % 2 != 1:
-            raise ValueError(
-                "median_window must be an odd number of columns >= 1; got "
-                f"{median_window!r}."
-            )
-        settings["median_window"] = int(median_window)
-    return settings
-
-
 def _class_path(module):
     """``package.module.Class`` for a YAML ``!new:`` tag."""
     cls = type(module)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def module_file(name):
+    """The file that holds the weights of the folder's module ``name``.
+
+    Arguments
+    ---------
+    name : str
+        The module's name in the yaml's ``modules``.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> module_file("classifier")
+    'classifier.ckpt'
+    """
+    return f"{name}.ckpt"
+
+
+def _check_names(names, text):
+    """Refuses names of further modules and settings that are not
+    identifiers or that ``text`` (the yaml) has twice at its top level."""
+    top_level = re.findall(r"^(\w+):", text, flags=re.M)
+    for name in names:
+        if not (isinstance(name, str) and name.isidentifier()):
+            why = "is not a Python identifier"
+        elif top_level.count(name) > 1:
+            why = "is already an entry of hyperparams.yaml"
+        else:
+            continue
+        raise ValueError(
+            f"The name {name!r} of a further module or setting {why}: "
+            "choose another name."
+        )
 
 
 def hyperparams_text(
@@ -138,7 +130,8 @@ def hyperparams_text(
     embedding_model,
     classifier,
     extra=None,
-    frame_head=None,
+    extra_modules=None,
+    extra_settings=None,
 ):
     """The text of a model folder's hyperparams.yaml.
 
@@ -147,8 +140,7 @@ def hyperparams_text(
     settings : dict
         The top-level values its objects refer to: ``sample_rate``,
         ``multi_label``, ``native_length``, ``n_classes``, ``norm_mean``
-        and ``norm_std``; optionally the event detection settings
-        ``thresholds`` and ``median_window``.
+        and ``norm_std``.
     frontend_kwargs : dict
         Keyword arguments of :class:`~speechbrain_ast.features.KaldiFbank`
         other than ``sample_rate``.
@@ -156,9 +148,12 @@ def hyperparams_text(
         Written as their class with their :func:`module_config`.
     extra : dict, optional
         Plain values recorded under ``export_info``.
-    frame_head : torch.nn.Module, optional
-        A frame head (:class:`speechbrain_ast.events.FrameHead`), written
-        as a third module loaded from ``frame_head.ckpt``.
+    extra_modules : dict, optional
+        Further modules by name, each written as its class with its
+        :func:`module_config`, listed in ``modules`` and loaded from its
+        :func:`module_file`.
+    extra_settings : dict, optional
+        Further top-level plain values, written after ``settings``.
 
     Returns
     -------
@@ -172,28 +167,28 @@ def hyperparams_text(
     ...     {"target_length": 128},
     ...     AST(input_tdim=128, embed_dim=8, depth=1, num_heads=2),
     ...     ASTHead(8, 3),
+    ...     extra_modules={"second_head": ASTHead(8, 3)},
+    ...     extra_settings={"threshold": 0.5},
     ... )
     >>> for line in text.splitlines():
-    ...     if "!new:speechbrain_ast.model" in line:
+    ...     if "!new:speechbrain_ast.model" in line or "threshold" in line:
     ...         print(line)
+    threshold: 0.5
     embedding_model: !new:speechbrain_ast.model.lobe.AST
     classifier: !new:speechbrain_ast.model.head.ASTHead
+    second_head: !new:speechbrain_ast.model.head.ASTHead
     """
-    lobe = (_class_path(embedding_model), module_config(embedding_model))
-    head = (_class_path(classifier), module_config(classifier))
-    frames = []
-    if frame_head is not None:
-        frames = [
-            "# frame head: sound event detection (speechbrain_ast.events)",
-            f"frame_head: !new:{_class_path(frame_head)}",
-            *_yaml_mapping(module_config(frame_head), 4),
-            "",
-        ]
-    # the lines naming the frame head in modules and the pretrainer
-    with_frames = frame_head is not None
-    module_line = ["    frame_head: !ref <frame_head>"] * with_frames
-    loadable_line = ["        frame_head: !ref <frame_head>"] * with_frames
-    path_line = ["        frame_head: frame_head.ckpt"] * with_frames
+    extra_modules = dict(extra_modules or {})
+    extra_settings = dict(extra_settings or {})
+    # the modules with weights: their definitions, references and files
+    modules = [("embedding_model", embedding_model), ("classifier", classifier)]
+    modules += extra_modules.items()
+    definitions = []
+    for name, module in modules:
+        definitions += [f"{name}: !new:{_class_path(module)}"]
+        definitions += [*_yaml_mapping(module_config(module), 4), ""]
+    refs = [f"{name}: !ref <{name}>" for name, _ in modules]
+    files = [f"{name}: {module_file(name)}" for name, _ in modules]
     lines = [
         "# AST model folder written by speechbrain_ast.inference.",
         "# Load with speechbrain_ast.inference.ASTAudioClassifier.from_hparams",
@@ -205,6 +200,7 @@ def hyperparams_text(
         "# native_length true: each clip keeps its own length (no padding to",
         "# a fixed number of frames); see docs/inference.md",
         *_yaml_mapping(settings),
+        *_yaml_mapping(extra_settings),
         *(["export_info:", *_yaml_mapping(extra, 4)] if extra else []),
         "",
         "# reads any rate / channel count soundfile reads for classify_file",
@@ -219,35 +215,25 @@ def hyperparams_text(
         "    mean: !ref <norm_mean>",
         "    std: !ref <norm_std>",
         "",
-        f"embedding_model: !new:{lobe[0]}",
-        *_yaml_mapping(lobe[1], 4),
-        "",
-        f"classifier: !new:{head[0]}",
-        *_yaml_mapping(head[1], 4),
-        "",
-        *frames,
+        *definitions,
         "label_encoder: !apply:speechbrain_ast.inference.sized_label_encoder",
         "    - !ref <n_classes>",
         "",
         "modules:",
         "    compute_features: !ref <compute_features>",
         "    mean_var_norm: !ref <mean_var_norm>",
-        "    embedding_model: !ref <embedding_model>",
-        "    classifier: !ref <classifier>",
-        *module_line,
+        *[f"    {ref}" for ref in refs],
         "",
         "# bare file names are looked up in the model folder",
         "pretrainer: !new:speechbrain_ast.inference.ModelFolderPretrainer",
         "    loadables:",
-        "        embedding_model: !ref <embedding_model>",
-        "        classifier: !ref <classifier>",
+        *[f"        {ref}" for ref in refs],
         "        label_encoder: !ref <label_encoder>",
-        *loadable_line,
         "    paths:",
-        "        embedding_model: embedding_model.ckpt",
-        "        classifier: classifier.ckpt",
+        *[f"        {file}" for file in files],
         "        label_encoder: label_encoder.txt",
-        *path_line,
         "",
     ]
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    _check_names([*extra_modules, *extra_settings], text)
+    return text

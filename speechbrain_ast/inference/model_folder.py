@@ -6,6 +6,8 @@ The folder holds ``hyperparams.yaml`` (its text:
 (:class:`~speechbrain.dataio.encoder.CategoricalEncoder`'s own format), so
 that ``EncoderClassifier.from_hparams(source=folder, savedir=...)`` and
 :class:`speechbrain_ast.inference.classifier.ASTAudioClassifier` load it offline.
+A folder may carry further modules (``<name>.ckpt``, loaded into ``mods``)
+and top-level settings (read back in ``hparams``) for code built on it.
 This module writes the folder and holds what loads it strictly.
 
 Authors
@@ -23,9 +25,9 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 from speechbrain_ast.inference.hyperparams import (
-    event_settings,
     hyperparams_text,
     module_config,
+    module_file,
 )
 from speechbrain_ast.weights.common import load_weights
 
@@ -39,7 +41,6 @@ __all__ = [
     "MODEL_FILES",
     "check_model_folder",
     "check_out_dir",
-    "FRAME_HEAD_FILE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ MODEL_FILES = (
     "classifier.ckpt",
     "label_encoder.txt",
 )
-#: The optional frame head's weights (sound event detection).
-FRAME_HEAD_FILE = "frame_head.ckpt"
 
 
 def check_model_folder(folder):
@@ -313,9 +312,8 @@ def export_model_folder(
     multi_label,
     overwrite=False,
     extra=None,
-    frame_head=None,
-    thresholds=None,
-    median_window=None,
+    extra_modules=None,
+    extra_settings=None,
 ):
     """Writes a model folder that ``EncoderClassifier.from_hparams`` loads.
 
@@ -344,15 +342,15 @@ def export_model_folder(
     extra : dict, optional
         Plain values (str, numbers, bools, lists) recorded under
         ``export_info`` in hyperparams.yaml, e.g. the source checkpoint.
-    frame_head : torch.nn.Module, optional
-        A frame head (:class:`speechbrain_ast.events.FrameHead`, one output
-        per label), written to ``frame_head.ckpt`` and loaded as
-        ``mods.frame_head``.
-    thresholds : float or sequence of float, optional
-        Event detection thresholds in [0, 1], one or one per label (e.g.
-        tuned by :func:`speechbrain_ast.events.tune_thresholds`).
-    median_window : int, optional
-        The event detection's odd median filter length, in columns.
+    extra_modules : dict, optional
+        Further modules by name (each with a ``config`` dict, see
+        :func:`~speechbrain_ast.inference.hyperparams.module_config`),
+        written to ``<name>.ckpt`` and loaded into ``mods`` with the lobe
+        and head. Checkpoints of an earlier export's modules that this one
+        does not write are removed.
+    extra_settings : dict, optional
+        Further plain values at the top of hyperparams.yaml, read back as
+        the loaded model's ``hparams.<name>``.
 
     Returns
     -------
@@ -400,14 +398,6 @@ def export_model_folder(
             f"Labels must be unique, these repeat: {duplicates[:5]}. Rename "
             "them (e.g. append the class index)."
         )
-    if frame_head is not None:
-        outputs = module_config(frame_head).get("num_classes")
-        if outputs is not None and outputs != len(labels):
-            raise ValueError(
-                f"The frame head has {outputs} outputs for {len(labels)} "
-                "labels: give a frame head with one output per label."
-            )
-    events = event_settings(thresholds, median_window, len(labels))
     frontend_kwargs = dict(frontend_kwargs)
     settings = {
         "sample_rate": int(frontend_kwargs.pop("sample_rate", 16000)),
@@ -416,7 +406,6 @@ def export_model_folder(
         "n_classes": len(labels),
         "norm_mean": float(norm_stats[0]),
         "norm_std": float(norm_stats[1]),
-        **events,
     }
     yaml_text = hyperparams_text(
         settings,
@@ -424,29 +413,28 @@ def export_model_folder(
         embedding_model,
         classifier,
         dict(extra or {}),
-        frame_head=frame_head,
+        extra_modules,
+        extra_settings,
     )
 
     check_out_dir(out_dir, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     encoder = CategoricalEncoder()
     encoder.update_from_iterable(labels)
-    writers = {
-        "embedding_model.ckpt": partial(
-            torch.save, _plain_state(embedding_model)
-        ),
-        "classifier.ckpt": partial(torch.save, _plain_state(classifier)),
-        "label_encoder.txt": encoder.save,
-        "hyperparams.yaml": partial(_write_text, yaml_text),
+    modules = {
+        "embedding_model": embedding_model,
+        "classifier": classifier,
+        **(extra_modules or {}),
     }
-    stale_frame_head = os.path.join(out_dir, FRAME_HEAD_FILE)
-    if frame_head is not None:
-        writers = {
-            FRAME_HEAD_FILE: partial(torch.save, _plain_state(frame_head)),
-            **writers,
-        }
-    elif os.path.exists(stale_frame_head):  # an earlier export's
-        os.remove(stale_frame_head)
+    writers = {
+        module_file(name): partial(torch.save, _plain_state(module))
+        for name, module in modules.items()
+    }
+    writers["label_encoder.txt"] = encoder.save
+    writers["hyperparams.yaml"] = partial(_write_text, yaml_text)
+    for name in os.listdir(out_dir):  # an earlier export's further modules
+        if name.endswith(".ckpt") and name not in writers:
+            os.remove(os.path.join(out_dir, name))
     for name, write in writers.items():
         # write next to the target, then rename: no half-written model files
         tmp = os.path.join(out_dir, name + ".tmp")
@@ -462,8 +450,8 @@ def export_trained_model(
     labels,
     multi_label,
     frontend=None,
-    thresholds=None,
-    median_window=None,
+    extra_modules=None,
+    extra_settings=None,
 ):
     """The model folder of a trained recipe, written by the main process
     with :func:`export_model_folder` (the model files of an earlier export
@@ -476,8 +464,7 @@ def export_trained_model(
         The folder to write.
     modules : mapping of str to torch.nn.Module
         With the ``embedding_model`` (the AST lobe) and the ``classifier``
-        (e.g. the recipe yaml's ``modules``), and a ``frame_head`` written
-        with them where present.
+        (e.g. the recipe yaml's ``modules``).
     normalization : speechbrain_ast.features.FixedNormalization
         The features' normalisation the model was trained with.
     labels : sequence of str
@@ -487,10 +474,9 @@ def export_trained_model(
     frontend : speechbrain_ast.features.KaldiFbank, optional
         The training's frontend: the folder reads audio at its
         ``sample_rate`` (default 16 kHz).
-    thresholds : float or sequence of float, optional
-        Event detection thresholds (see :func:`export_model_folder`).
-    median_window : int, optional
-        The event detection's median filter length, in columns.
+    extra_modules, extra_settings : dict, optional
+        Further modules and top-level values of the folder (see
+        :func:`export_model_folder`).
 
     Returns
     -------
@@ -529,9 +515,8 @@ def export_trained_model(
         norm_stats=(normalization.mean, normalization.std),
         multi_label=multi_label,
         overwrite=True,
-        frame_head=modules["frame_head"] if "frame_head" in modules else None,
-        thresholds=thresholds,
-        median_window=median_window,
+        extra_modules=extra_modules,
+        extra_settings=extra_settings,
     )
     logger.info("Model exported to %s", folder)
     return folder
