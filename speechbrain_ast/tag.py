@@ -45,6 +45,8 @@ from speechbrain_ast.data.audio import (
     load_audio,
 )
 from speechbrain_ast.events import options, tagging
+from speechbrain_ast.events.evaluate import read_events_tsv
+from speechbrain_ast.events.plot import plot_results
 
 __all__ = ["main", "aggregate"]
 
@@ -127,9 +129,9 @@ def _tag_file(model, path, args, progress_factory):
         return {"file": path, "labels": _topk_json(model, scores, args.top_k)}
     n = file_windows(path, args.window, args.hop)[3]
     events = None
-    if args.events:  # frame scores kept for --reference only
+    if args.events:  # frame scores kept for --reference and --plot only
         settings = options.event_settings(model, args)
-        keep = args.reference is not None
+        keep = args.reference is not None or bool(args.plot)
         events = tagging.WindowEvents(model, *settings, keep_frames=keep)
     with progress_factory(n, os.path.basename(path)) as progress:
         scores, spans = _score_windows(model, path, args, progress, events)
@@ -175,78 +177,6 @@ def _print_result(result, as_json, out):
     for event in result.get("_events", ()):
         out.write(f"  event {tagging.format_event(event)}\n")
     out.flush()
-
-
-# legend entries per column of the long-audio plot, and panel height per
-# entry (inches): a panel grows so that its legend fits beside it
-_LEGEND_ROWS = 20
-_INCH_PER_ENTRY = 0.22
-
-
-def _plot_figure(results, labels, top_k):
-    """The figure of :func:`_plot`: one panel per file, each with its top
-    classes' scores over time and its legend outside, right of the axes,
-    and, with ``--events``, the file's event bars under it."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    shown = min(top_k, len(labels))
-    rows = min(shown, _LEGEND_ROWS)
-    panel_h = max(3.0, 0.8 + _INCH_PER_ENTRY * rows)
-    bars = "_events" in results[0]
-    fig = Figure(
-        figsize=(12, (panel_h + 1.5 * bars) * len(results)),
-        layout="constrained",
-    )
-    grid = fig.subplots(
-        len(results) * (1 + bars),
-        1,
-        squeeze=False,
-        height_ratios=[panel_h, 1.5][: 1 + bars] * len(results),
-    )[:, 0]
-    axes = grid[:: 1 + bars]
-    # tab20 keeps up to 20 curves apart (the default cycle repeats at 10)
-    tab20 = matplotlib.colormaps["tab20"].colors  # dark/light pairs
-    colors = tab20[0::2] + tab20[1::2]
-    for i, (ax, result) in enumerate(zip(axes, results)):
-        scores = result["_scores"]
-        mids = [(w["start"] + w["end"]) / 2 for w in result["windows"]]
-        top = torch.topk(scores.max(dim=0).values, shown)
-        for n, idx in enumerate(top.indices.tolist()):
-            ax.plot(
-                mids,
-                scores[:, idx].numpy(),
-                marker=".",
-                color=colors[n % len(colors)],
-                linestyle="-" if n < len(colors) else "--",
-                label=labels[idx],
-            )
-        ax.set_title(os.path.basename(result["file"]))
-        ax.set_xlabel("time (s, window centre)")
-        ax.set_ylabel("score")
-        ax.set_ylim(0, 1)
-        ax.legend(
-            fontsize="small",
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            borderaxespad=0.0,
-            ncol=-(-shown // _LEGEND_ROWS),
-        )
-        if bars:  # the events on the same time axis, in the curves' colours
-            under = grid[2 * i + 1]
-            ax.set_xlim(0, result["_duration"])
-            curves = {line.get_label(): line.get_color() for line in ax.lines}
-            tagging.draw_events(
-                under, result["_events"], result["_duration"], curves
-            )
-    return fig
-
-
-def _plot(results, model, path, top_k):
-    """Top classes' scores over time, one panel per file, legends outside
-    the axes (in order of each class's highest score)."""
-    fig = _plot_figure(results, model.labels, top_k)
-    fig.savefig(path)
 
 
 def _parser():
@@ -538,7 +468,8 @@ def main(argv=None):
         if args.plot or args.events_out or args.reference:
             results.append(result)
     if args.plot and results:
-        _plot(results, model, args.plot, args.top_k)
+        references = args.reference and read_events_tsv(args.reference)
+        plot_results(results, model.labels, args.plot, args.top_k, references)
     error = tagging.report_files(results, model, args, sys.stdout)
     if error:
         print(error, file=sys.stderr)

@@ -350,11 +350,11 @@ def _legend_outside(fig):
 @pytest.mark.parametrize("n_classes", [3, 12, 30])
 def test_plot_legend_outside_axes(n_classes):
     pytest.importorskip("matplotlib")
-    from speechbrain_ast.tag import _plot_figure
+    from speechbrain_ast.events.plot import results_figure
 
     labels = [f"class {i}, a long AudioSet-like name" for i in range(40)]
     results = [_plot_results(40), _plot_results(40)]
-    fig = _plot_figure(results, labels, n_classes)
+    fig = results_figure(results, labels, n_classes)
     _legend_outside(fig)
     for ax in fig.axes:
         legend = ax.get_legend()

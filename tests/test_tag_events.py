@@ -22,10 +22,11 @@ import torch
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.events.detector import frame_scores
 from speechbrain_ast.events.model_folder import event_extras
+from speechbrain_ast.events.plot import results_figure
 from speechbrain_ast.inference.classifier import ASTAudioClassifier
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model import AST, ASTHead
-from speechbrain_ast.tag import _plot_figure, main
+from speechbrain_ast.tag import main
 
 SOUNDS = os.path.join(os.path.dirname(__file__), "data", "sounds")
 LABELS = ["dog", "cat", "bird"]
@@ -263,11 +264,27 @@ def test_plot_draws_event_bars_under_the_scores(
         "_events": [Event(0.1, 0.9, "dog", 0.9), Event(1.2, 1.9, "cat", 0.8)],
         "_duration": 2.0,
     }
-    fig = _plot_figure([result, result], LABELS, 2)
+    fig = results_figure([result, result], LABELS, 2)
     assert len(fig.axes) == 4
     bars = fig.axes[1]
     assert [t.get_text() for t in bars.get_yticklabels()] == ["dog", "cat"]
     assert bars.get_xlim() == fig.axes[0].get_xlim() == (0.0, 2.0)
+    # with the stitched frame scores kept: their curves; with references:
+    # outlined bars, a row also for a class only the references have
+    edges = torch.linspace(0.0, 2.0, 5)
+    probs = torch.tensor([[0.9, 0.1, 0.0]] * 2 + [[0.1, 0.8, 0.0]] * 2)
+    framed = {**result, "_frames": (edges, probs)}
+    references = {"a.wav": [(0.0, 1.0, "dog"), (1.5, 1.8, "bird")]}
+    fig = results_figure([framed], LABELS, 2, references)
+    curves, bars = fig.axes[0], fig.axes[1]
+    assert curves.get_xlabel() == "time (s)"
+    assert curves.lines[0].get_xdata().tolist() == [0.25, 0.75, 1.25, 1.75]
+    assert [t.get_text() for t in bars.get_yticklabels()] == [
+        "dog",
+        "cat",
+        "bird",
+    ]
+    assert "references (outlined)" in bars.get_xlabel()
 
 
 def test_event_errors_are_one_line(model_dir, files, tmp_path, capsys):

@@ -32,7 +32,6 @@ from speechbrain_ast.events.stream import (
 
 __all__ = [
     "WindowEvents",
-    "draw_events",
     "event_dict",
     "format_event",
     "format_topk",
@@ -264,43 +263,6 @@ def _evaluate(results, model, args):
         *event_settings(model, args),
     )
     return {"reference": args.reference, "files": len(names), **metrics}
-
-
-def draw_events(ax, events, end_s, colors=None):
-    """Event bars on matplotlib axes: one row per class, in order of
-    first onset.
-
-    Arguments
-    ---------
-    ax : matplotlib.axes.Axes
-        The axes to draw on.
-    events : list of Event
-        The recording's events.
-    end_s : float
-        The recording's length (the x-axis' end).
-    colors : dict, optional
-        label -> colour (e.g. of its score curve); grey otherwise.
-
-    Example
-    -------
-    >>> from matplotlib.figure import Figure
-    >>> from speechbrain_ast.events.postprocess import Event
-    >>> ax = Figure().subplots()
-    >>> draw_events(ax, [Event(0.5, 1.5, "dog", 0.9)], 3.0)
-    >>> [t.get_text() for t in ax.get_yticklabels()]
-    ['dog']
-    """
-    rows = list(dict.fromkeys(event.label for event in events))
-    colors = colors or {}
-    for row, label in enumerate(rows):
-        spans = [
-            (e.onset, e.offset - e.onset) for e in events if e.label == label
-        ]
-        ax.broken_barh(spans, (row - 0.4, 0.8), color=colors.get(label, "0.5"))
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
-    ax.set_xlim(0, end_s)
-    ax.set_xlabel("time (s); events")
 
 
 def _source(model, args):
