@@ -171,7 +171,7 @@ def run(model, args, scape, realtime):
     warm = torch.zeros(1, round(args.window * model.sample_rate))
     model.compute_logits(warm)  # one-time set-up, not timed
     tagging.WindowEvents(model, *settings).add([0.0], warm)
-    live = tagging.WindowEvents(model, *settings)
+    live = tagging.WindowEvents(model, *settings, delay_s=args.delay)
     # as fast as possible: every window; paced: late ones are dropped
     drops, scheduler, blocks = [], None, scape.blocks()
     if realtime:
@@ -271,6 +271,13 @@ def main(argv=None):
     parser.add_argument("--background-db", type=float, default=-50.0)
     parser.add_argument("--window", type=float, help="default: the model's")
     parser.add_argument("--hop", type=float, default=0.5)
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.5,
+        help="tag --stream-delay: seconds behind the newest audio at which "
+        "frame scores are final",
+    )
     parser.add_argument("--threshold", type=float)
     parser.add_argument("--median-window", type=int)
     parser.add_argument("--tolerance", type=float, default=0.5)

@@ -230,7 +230,9 @@ def test_stream_events_are_the_offline_events(
     pcm = (load_audio(files[0]).numpy() * 32768).round().astype("<i2")
     stdin = types.SimpleNamespace(buffer=io.BytesIO(pcm.tobytes()))
     monkeypatch.setattr(sys, "stdin", stdin)
-    status, out, err = _run(capsys, *argv, "--stream", "-")
+    # final once no later window covers them: a file's scores exactly
+    exact = ["--stream", "-", "--stream-delay", "1.2"]
+    status, out, err = _run(capsys, *argv, *exact)
     assert status == 0 and err == ""
     lines = [json.loads(line) for line in out.splitlines()]
     live = [
@@ -245,6 +247,37 @@ def test_stream_events_are_the_offline_events(
     assert any(line["events"] for line in lines[:-1])
     for line in lines:
         assert all(e["offset"] <= line["end"] + 1e-6 for e in line["events"])
+
+
+def test_stream_delay_bounds_when_events_are_given(
+    model_dir, files, monkeypatch, capsys
+):
+    """With --stream-delay D an event is given at most D + a hop + the
+    median filter's half after its offset (or with the first window, when
+    it ends); with the window length, later."""
+    argv = ["--model", model_dir, "--events", "--json", "--threshold", "0.5"]
+    argv += ["--median-window", "3", "--window", "1.2", "--hop", "0.4"]
+    pcm = (load_audio(files[0]).numpy() * 32768).round().astype("<i2")
+    lags = {}
+    for delay in ("0.2", "1.2"):
+        stdin = types.SimpleNamespace(buffer=io.BytesIO(pcm.tobytes()))
+        monkeypatch.setattr(sys, "stdin", stdin)
+        status, out, _ = _run(
+            capsys, *argv, "--stream", "-", "--stream-delay", delay
+        )
+        assert status == 0
+        lines = [json.loads(line) for line in out.splitlines()][:-1]
+        lags[delay] = [
+            (line["end"] - e["offset"], 1.2 - e["offset"])
+            for line in lines
+            for e in line["events"]
+        ]
+    assert lags["0.2"] and lags["1.2"]
+    assert all(lag <= max(0.2 + 0.4 + 0.3, first) for lag, first in lags["0.2"])
+    lags = {delay: [lag for lag, _ in found] for delay, found in lags.items()}
+    assert sum(lags["0.2"]) / len(lags["0.2"]) < sum(lags["1.2"]) / len(
+        lags["1.2"]
+    )
 
 
 def test_plot_draws_event_bars_under_the_scores(

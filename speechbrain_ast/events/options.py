@@ -68,6 +68,10 @@ _OPTIONS = {
          "16-bit little-endian mono PCM) or a WAV file being written")),
         ("--stream-rate", dict(type=int, metavar="HZ", help="sample rate of "
          "'mic' and '-' (default: the model's)")),
+        ("--stream-delay", dict(type=float, default=0.5, metavar="S", help=
+         "frame scores are final S seconds behind the stream's newest audio"
+         " (the events' latency; averaged over the windows scored by then; "
+         "default 0.5; the window length gives a file's scores exactly)")),
         ("--stream-idle", dict(type=float, default=2.0, metavar="S", help="a "
          "WAV file ends after S seconds without new data (default 2)")),
         ("--device-index", dict(type=int, metavar="N", help="input device "
@@ -143,6 +147,8 @@ def check_arguments(parser, args):
             f"--stream-rate must be a sample rate between {MIN_SAMPLE_RATE} "
             f"and {MAX_SAMPLE_RATE} Hz, got {rate}"
         )
+    if not args.stream_delay >= 0:
+        parser.error(f"--stream-delay must be >= 0 s, got {args.stream_delay}")
     if not args.stream_idle > 0:
         parser.error(f"--stream-idle must be > 0 s, got {args.stream_idle}")
     if args.stream is not None and (args.plot or args.reference):

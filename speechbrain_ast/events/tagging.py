@@ -58,6 +58,11 @@ class WindowEvents:
         Odd median filter length in columns.
     keep_frames : bool
         Keep ``frames``: edges ``[T + 1]``, probabilities ``[T, C]``.
+    delay_s : float, optional
+        Hand a column on once it is ``delay_s`` seconds behind the newest
+        window's end, averaged over the windows scored by then (the
+        latency of live tagging); None: once no later window can cover it
+        (every overlapping window averaged, as a file is tagged).
 
     Example
     -------
@@ -79,13 +84,19 @@ class WindowEvents:
     """
 
     def __init__(
-        self, model, thresholds=0.5, median_window=1, keep_frames=False
+        self,
+        model,
+        thresholds=0.5,
+        median_window=1,
+        keep_frames=False,
+        delay_s=None,
     ):
         lobe = model.mods.embedding_model
         frontend = model.mods.compute_features
         shift = frontend.hop_length / frontend.sample_rate
         self.model, self.labels = model, model.labels
         self.settings = (thresholds, median_window)
+        self.delay_s = delay_s
         self.geometry = (lobe.tstride, lobe.patch_size[1], shift)
         step, centre = lobe.tstride * shift, lobe.patch_size[1] * shift / 2
         self.stitcher = FrameStitcher(step, centre, len(self.labels))
@@ -117,6 +128,8 @@ class WindowEvents:
         if self.tracker is None:
             return []
         before = starts[-1] if next_start_s is None else next_start_s
+        if self.delay_s is not None:  # earlier, from fewer windows
+            before = max(before, starts[-1] + seconds[-1] - self.delay_s)
         done = self.tracker.add(*self.stitcher.pop(before))
         self.events += done
         return done
@@ -317,7 +330,9 @@ def run_stream(model, args, out=None, err=None):
     try:
         source = _source(model, args)
         if args.events:
-            live = WindowEvents(model, *event_settings(model, args))
+            live = WindowEvents(
+                model, *event_settings(model, args), delay_s=args.stream_delay
+            )
         rate, hop = source.rate, max(1, round(args.hop * source.rate))
         scheduler = HopScheduler(args.hop, say)
         windows = stream_windows(
