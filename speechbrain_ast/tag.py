@@ -99,10 +99,13 @@ def _score_windows(model, path, args, progress, events=None):
     def flush():
         """Scores the pending windows as one batch."""
         batch, lens = _pad_batch([w for _, _, w in pending])
-        logits = model.compute_logits(batch, lens)
+        if events is None:
+            logits = model.compute_logits(batch, lens)
+        else:  # one pass of the lobe for both
+            logits, frames = model.logits_and_frames(batch, lens)
+            starts = [start for start, _, _ in pending]
+            events.add(starts, batch, lens, frames=frames)
         scores.append(model.scores_from_logits(logits).cpu())
-        if events is not None:
-            events.add([start for start, _, _ in pending], batch, lens)
         spans.extend((s, e) for s, e, _ in pending)
         progress.update(len(pending))
         pending.clear()

@@ -349,3 +349,51 @@ def test_event_errors_are_one_line(model_dir, files, tmp_path, capsys):
     assert (
         status == 2 and len(err.splitlines()) == 1 and "does not exist" in err
     )
+
+
+def test_events_run_the_lobe_once_per_batch_of_windows(
+    model_dir, files, capsys, monkeypatch
+):
+    """``tag --events`` takes the clip scores and the frame scores from one
+    pass of the lobe (``logits_and_frames``), the clip scores equal to
+    those of ``tag`` without ``--events``."""
+    argv = ["--model", model_dir, files[0], "--json"]
+    argv += ["--window", "1.28", "--hop", "0.64"]
+    argv += ["--batch-size", "2"]
+    passes = []
+    tokens = AST._tokens
+
+    def counted(self, *args, **kwargs):
+        passes.append(1)
+        return tokens(self, *args, **kwargs)
+
+    monkeypatch.setattr(AST, "_tokens", counted)
+    _, plain, _ = _run(capsys, *argv)
+    clip_only = len(passes)
+    passes.clear()
+    _, with_events, _ = _run(capsys, *argv, "--events")
+    assert len(passes) == clip_only > 1  # one per batch of windows
+    plain, with_events = json.loads(plain), json.loads(with_events)
+    assert len(plain["windows"]) == len(with_events["windows"]) > 2
+    for a, b in zip(plain["windows"], with_events["windows"]):
+        assert [x["label"] for x in a["labels"]] == [
+            x["label"] for x in b["labels"]
+        ]
+        assert [x["score"] for x in a["labels"]] == pytest.approx(
+            [x["score"] for x in b["labels"]], abs=1e-5
+        )
+
+
+def test_logits_and_frames_equal_the_two_calls(model_dir, tmp_path):
+    """One pass gives ``compute_logits`` and ``encode_frames``, on a
+    fixed-length and a native-length folder (clips of unequal length)."""
+    native = _folder(tmp_path / "native", native=True)
+    for folder in (model_dir, native):
+        model = ASTAudioClassifier.from_hparams(source=folder)
+        torch.manual_seed(0)
+        wavs, lens = torch.randn(2, 16000) * 0.1, torch.tensor([1.0, 0.6])
+        logits, frames = model.logits_and_frames(wavs, lens)
+        assert torch.allclose(
+            logits, model.compute_logits(wavs, lens), atol=1e-5
+        )
+        assert torch.equal(frames, model.encode_frames(wavs, lens))

@@ -42,7 +42,11 @@ import speechbrain as sb
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain_ast.data.audio import load_audio
 from speechbrain_ast.events.evaluate import evaluate_events
-from speechbrain_ast.events.frames import column_edges, sed_loss, strong_targets
+from speechbrain_ast.events.frames import (
+    lobe_column_edges,
+    sed_loss,
+    strong_targets,
+)
 from speechbrain_ast.events.model_folder import event_extras
 from speechbrain_ast.events.postprocess import tune_thresholds
 from speechbrain_ast.inference import export_trained_model
@@ -76,15 +80,10 @@ class SEDBrain(sb.core.Brain):
 
     def edges(self, num_columns):
         """The seconds each patch column stands for."""
-        lobe, frontend = (
+        return lobe_column_edges(
+            num_columns,
             self.hparams.embedding_model,
             self.hparams.compute_features,
-        )
-        return column_edges(
-            num_columns,
-            lobe.tstride,
-            lobe.patch_size[1],
-            frontend.hop_length / frontend.sample_rate,
         )
 
     def compute_objectives(self, predictions, batch, stage):

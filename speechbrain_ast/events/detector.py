@@ -11,7 +11,7 @@ import weakref
 
 import torch
 
-from speechbrain_ast.events.frames import FrameHead, column_edges
+from speechbrain_ast.events.frames import FrameHead, lobe_column_edges
 from speechbrain_ast.events.model_folder import FRAME_HEAD
 
 __all__ = ["folder_frame_head", "frame_scores", "valid_columns"]
@@ -37,14 +37,8 @@ def folder_frame_head(classifier):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from speechbrain_ast.inference import ASTAudioClassifier
-    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
-    >>> tmp = tempfile.mkdtemp()
-    >>> model = ASTAudioClassifier.from_hparams(
-    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
-    ...     savedir=os.path.join(tmp, "saved"),
-    ... )
+    >>> from speechbrain_ast.testing.model_folders import tiny_classifier
+    >>> model = tiny_classifier()
     >>> folder_frame_head(model) is folder_frame_head(model)
     True
     """
@@ -58,7 +52,7 @@ def folder_frame_head(classifier):
     return head
 
 
-def valid_columns(classifier, wavs, wav_lens, num_frames):
+def valid_columns(classifier, wavs, wav_lens, num_columns):
     """The number of patch columns that hold each clip's audio.
 
     Arguments
@@ -69,8 +63,9 @@ def valid_columns(classifier, wavs, wav_lens, num_frames):
         ``[batch, samples]``.
     wav_lens : torch.Tensor
         Relative lengths in [0, 1].
-    num_frames : int
-        The feature frames the columns were cut from.
+    num_columns : int
+        The columns of the batch (cut from the frames of ``target_length``
+        or of the longest clip).
 
     Returns
     -------
@@ -79,26 +74,21 @@ def valid_columns(classifier, wavs, wav_lens, num_frames):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from speechbrain_ast.inference import ASTAudioClassifier
-    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
-    >>> tmp = tempfile.mkdtemp()
-    >>> model = ASTAudioClassifier.from_hparams(
-    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
-    ...     savedir=os.path.join(tmp, "saved"),
-    ... )
+    >>> from speechbrain_ast.testing.model_folders import tiny_classifier
+    >>> model = tiny_classifier()
     >>> wavs = torch.zeros(2, 16000)
-    >>> valid_columns(model, wavs, torch.tensor([1.0, 0.5]), 128).tolist()
+    >>> valid_columns(model, wavs, torch.tensor([1.0, 0.5]), 12).tolist()
     [9, 4]
     """
     frontend = classifier.mods.compute_features
     lobe = classifier.mods.embedding_model
+    num_frames = (num_columns - 1) * lobe.tstride + lobe.patch_size[1]
     samples = torch.round(wav_lens.cpu() * wavs.shape[1]).long()
     frames = frontend.num_frames(samples).clamp(min=1, max=num_frames)
     return torch.tensor([lobe.grid(int(n))[1] for n in frames])
 
 
-def frame_scores(classifier, wavs, wav_lens=None):
+def frame_scores(classifier, wavs, wav_lens=None, frames=None):
     """Frame probabilities of every class on the lobe's patch columns.
 
     Arguments
@@ -110,6 +100,9 @@ def frame_scores(classifier, wavs, wav_lens=None):
         ``[batch, samples]`` (or ``[samples]``) at the folder's rate.
     wav_lens : torch.Tensor, optional
         Relative lengths in [0, 1].
+    frames : torch.Tensor, optional
+        The lobe's frame embeddings of these waveforms when already
+        computed (``classifier.logits_and_frames``).
 
     Returns
     -------
@@ -124,36 +117,25 @@ def frame_scores(classifier, wavs, wav_lens=None):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from speechbrain_ast.inference import ASTAudioClassifier
-    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
-    >>> tmp = tempfile.mkdtemp()
-    >>> model = ASTAudioClassifier.from_hparams(
-    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
-    ...     savedir=os.path.join(tmp, "saved"),
-    ... )
+    >>> from speechbrain_ast.testing.model_folders import tiny_classifier
+    >>> model = tiny_classifier()
     >>> edges, frame_probs = frame_scores(model, torch.randn(2, 16000) * 0.1)
     >>> edges.shape, frame_probs.shape
     (torch.Size([13]), torch.Size([2, 12, 3]))
     """
-    frames = classifier.encode_frames(wavs, wav_lens)
+    if frames is None:
+        frames = classifier.encode_frames(wavs, wav_lens)
     wavs, wav_lens = classifier._prepare(wavs, wav_lens)
     head = folder_frame_head(classifier)
     with torch.no_grad(), classifier.inference_ctx:
         frame_probs = head(frames)[0].float()
-    lobe = classifier.mods.embedding_model
-    frontend = classifier.mods.compute_features
     num_columns = frame_probs.shape[1]
-    # the feature frames the columns were cut from (target_length or the
-    # longest clip), and those holding each clip's audio
-    num_frames = (num_columns - 1) * lobe.tstride + lobe.patch_size[1]
-    valid = valid_columns(classifier, wavs, wav_lens, num_frames)
+    valid = valid_columns(classifier, wavs, wav_lens, num_columns)
     mask = torch.arange(num_columns) < valid[:, None]
     frame_probs = frame_probs * mask[..., None].to(frame_probs.device)
-    edges = column_edges(
+    edges = lobe_column_edges(
         num_columns,
-        lobe.tstride,
-        lobe.patch_size[1],
-        frontend.hop_length / frontend.sample_rate,
+        classifier.mods.embedding_model,
+        classifier.mods.compute_features,
     )
     return edges, frame_probs

@@ -26,6 +26,7 @@ __all__ = [
     "FrameHead",
     "check_event",
     "column_edges",
+    "lobe_column_edges",
     "sed_loss",
     "strong_targets",
 ]
@@ -80,6 +81,36 @@ def column_edges(num_columns, tstride, patch=16, frame_shift=0.01):
     last = starts[-1:] + patch
     edges = torch.cat([torch.zeros(1, dtype=torch.float64), inner, last])
     return edges * frame_shift
+
+
+def lobe_column_edges(num_columns, lobe, frontend):
+    """:func:`column_edges` of an AST lobe's columns, the frame shift
+    taken from its fbank frontend.
+
+    Arguments
+    ---------
+    num_columns : int
+        Number of patch columns.
+    lobe : speechbrain_ast.model.AST
+        The lobe (its ``tstride`` and patch width).
+    frontend : speechbrain_ast.features.KaldiFbank
+        The features it reads (``hop_length`` samples at ``sample_rate``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[num_columns + 1]`` float64 seconds.
+
+    Example
+    -------
+    >>> from speechbrain_ast.features import KaldiFbank
+    >>> from speechbrain_ast.model import AST
+    >>> lobe = AST(input_tdim=64, embed_dim=8, depth=1, num_heads=2)
+    >>> lobe_column_edges(3, lobe, KaldiFbank())
+    tensor([0.0000, 0.1300, 0.2300, 0.3600], dtype=torch.float64)
+    """
+    shift = frontend.hop_length / frontend.sample_rate
+    return column_edges(num_columns, lobe.tstride, lobe.patch_size[1], shift)
 
 
 def _column_mask(lengths, num_columns, device):

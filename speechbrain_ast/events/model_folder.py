@@ -135,14 +135,8 @@ def folder_event_settings(classifier):
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from speechbrain_ast.inference import ASTAudioClassifier
-    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
-    >>> tmp = tempfile.mkdtemp()
-    >>> model = ASTAudioClassifier.from_hparams(
-    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
-    ...     savedir=os.path.join(tmp, "saved"),
-    ... )
+    >>> from speechbrain_ast.testing.model_folders import tiny_classifier
+    >>> model = tiny_classifier()
     >>> folder_event_settings(model)
     (None, None)
     """

@@ -18,7 +18,7 @@ import torch
 from speechbrain_ast.data.audio import AudioError, resample
 from speechbrain_ast.events.detector import frame_scores, valid_columns
 from speechbrain_ast.events.evaluate import evaluate_events, read_events_tsv
-from speechbrain_ast.events.frames import column_edges
+from speechbrain_ast.events.frames import lobe_column_edges
 from speechbrain_ast.events.options import event_settings
 from speechbrain_ast.events.output import write_events
 from speechbrain_ast.events.postprocess import scores_to_events
@@ -66,14 +66,8 @@ class WindowEvents:
 
     Example
     -------
-    >>> import tempfile
-    >>> from speechbrain_ast.inference import ASTAudioClassifier
-    >>> from speechbrain_ast.testing.model_folders import tiny_model_folder
-    >>> tmp = tempfile.mkdtemp()
-    >>> model = ASTAudioClassifier.from_hparams(
-    ...     source=tiny_model_folder(os.path.join(tmp, "model")),
-    ...     savedir=os.path.join(tmp, "saved"),
-    ... )
+    >>> from speechbrain_ast.testing.model_folders import tiny_classifier
+    >>> model = tiny_classifier()
     >>> events = WindowEvents(model, thresholds=0.0, keep_frames=True)
     >>> events.add([0.0, 0.5], torch.randn(2, 16000) * 0.1)
     []
@@ -91,14 +85,12 @@ class WindowEvents:
         keep_frames=False,
         delay_s=None,
     ):
-        lobe = model.mods.embedding_model
-        frontend = model.mods.compute_features
-        shift = frontend.hop_length / frontend.sample_rate
         self.model, self.labels = model, model.labels
         self.settings = (thresholds, median_window)
         self.delay_s = delay_s
-        self.geometry = (lobe.tstride, lobe.patch_size[1], shift)
-        step, centre = lobe.tstride * shift, lobe.patch_size[1] * shift / 2
+        # one column ends a patch width in, two a stride later
+        width, two = float(self.edges(1)[-1]), float(self.edges(2)[-1])
+        step, centre = two - width, width / 2
         self.stitcher = FrameStitcher(step, centre, len(self.labels))
         self.tracker = None
         if not keep_frames:
@@ -108,18 +100,18 @@ class WindowEvents:
     def edges(self, n):
         """``[n + 1]`` edges (seconds) of the recording's first ``n``
         columns."""
-        return column_edges(n, *self.geometry)
+        mods = self.model.mods
+        return lobe_column_edges(n, mods.embedding_model, mods.compute_features)
 
-    def add(self, starts, wavs, wav_lens=None, next_start_s=None):
+    def add(self, starts, wavs, wav_lens=None, next_start_s=None, frames=None):
         """Scores a batch of windows starting at ``starts`` seconds
-        (``wavs`` ``[batch, samples]`` at the model's rate); returns the
-        events that no window starting at ``next_start_s`` (default: the
-        last of ``starts``) or later can change."""
+        (``wavs`` ``[batch, samples]`` at the model's rate; ``frames``, the
+        lobe's frame embeddings of them when already computed); returns
+        the events that no window starting at ``next_start_s`` (default:
+        the last of ``starts``) or later can change."""
         lens = torch.ones(len(wavs)) if wav_lens is None else wav_lens
-        _, probs = frame_scores(self.model, wavs, lens)
-        tstride, patch, _ = self.geometry
-        frames = (probs.shape[1] - 1) * tstride + patch
-        valid = valid_columns(self.model, wavs, lens, frames).tolist()
+        _, probs = frame_scores(self.model, wavs, lens, frames)
+        valid = valid_columns(self.model, wavs, lens, probs.shape[1]).tolist()
         seconds = (lens * wavs.shape[1] / self.model.sample_rate).tolist()
         for start, window, count, end in zip(starts, probs, valid, seconds):
             # a window shorter than a patch: only the columns of its audio
@@ -341,11 +333,15 @@ def run_stream(model, args, out=None, err=None):
         try:
             for k, start, end_s, wav in windows:
                 wav = resample(torch.from_numpy(wav), rate, model.sample_rate)
-                logits = model.compute_logits(wav[None])
+                after = (k + 1) * hop / rate  # the next window's start
+                done = []
+                if live is None:
+                    logits = model.compute_logits(wav[None])
+                else:  # one pass of the lobe for both
+                    logits, frames = model.logits_and_frames(wav[None])
+                    done = live.add([start], wav[None], None, after, frames)
                 scores = model.scores_from_logits(logits)
                 top = topk_items(model, scores, args.top_k)
-                after = (k + 1) * hop / rate  # the next window's start
-                done = live.add([start], wav[None], None, after) if live else []
                 _print_window(out, args.json, (k, start, end_s), top, done)
         except KeyboardInterrupt:  # Ctrl-C ends a live stream
             pass

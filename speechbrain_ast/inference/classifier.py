@@ -252,38 +252,45 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             )
         return wavs.to(self.device).float(), wav_lens.to(self.device)
 
-    def _encode(self, wavs, wav_lens, frames=False):
+    def _encode(self, wavs, wav_lens, output="clip"):
         """Frontend, normalisation and lobe on a prepared batch: the pooled
-        embedding, or with ``frames`` the lobe's ``forward_frames``."""
+        embedding (``output="clip"``), the lobe's ``forward_frames``
+        (``"frames"``) or both from one pass (``"both"``)."""
         feats = self.mods.compute_features(wavs, wav_lens)
         feats = self.mods.mean_var_norm(feats, wav_lens)
         lobe = self.mods.embedding_model
         # the log-mel stays float32; the lobe runs in the run option's
         # precision (autocast, a no-op for fp32)
         with self.inference_ctx:
-            if frames:
+            if output == "frames":
                 return lobe.forward_frames(feats).float()
+            if output == "both":
+                clip, frames = lobe.forward_clip_and_frames(feats)
+                return clip.float(), frames.float()
             return lobe(feats, wav_lens).float()
 
-    def _encode_clips(self, wavs, wav_lens, frames=False):
+    def _encode_clips(self, wavs, wav_lens, output="clip"):
         """:meth:`_encode`, clip by clip where padding would be seen."""
         wavs, wav_lens = self._prepare(wavs, wav_lens)
         with torch.no_grad():
-            if self.native_length and not bool(torch.all(wav_lens == 1.0)):
-                # padding would be seen by the lobe: run each clip alone
-                outs = []
-                for wav, rel in zip(wavs, wav_lens):
-                    n = int(torch.round(rel * wavs.shape[1]))
-                    one = torch.ones(1, device=self.device)
-                    outs.append(
-                        self._encode(wav[None, : max(n, 1)], one, frames)
-                    )
-                if frames:  # zero columns after the shorter clips
-                    return torch.nn.utils.rnn.pad_sequence(
-                        [out[0] for out in outs], batch_first=True
-                    )
+            if not self.native_length or bool(torch.all(wav_lens == 1.0)):
+                return self._encode(wavs, wav_lens, output)
+            # padding would be seen by the lobe: run each clip alone
+            outs = []
+            for wav, rel in zip(wavs, wav_lens):
+                n = int(torch.round(rel * wavs.shape[1]))
+                one = torch.ones(1, device=self.device)
+                outs.append(self._encode(wav[None, : max(n, 1)], one, output))
+            if output == "clip":
                 return torch.cat(outs)
-            return self._encode(wavs, wav_lens, frames)
+            # zero columns after the shorter clips
+            frames = torch.nn.utils.rnn.pad_sequence(
+                [(out[1] if output == "both" else out)[0] for out in outs],
+                batch_first=True,
+            )
+            if output == "frames":
+                return frames
+            return torch.cat([clip for clip, _ in outs]), frames
 
     def encode_batch(self, wavs, wav_lens=None, normalize=False):
         """Pooled AST embeddings, length-aware.
@@ -326,19 +333,12 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
 
         Example
         -------
-        >>> import os, tempfile
-        >>> from speechbrain_ast.testing.model_folders import (
-        ...     tiny_model_folder,
-        ... )
-        >>> tmp = tempfile.mkdtemp()
-        >>> model = ASTAudioClassifier.from_hparams(
-        ...     source=tiny_model_folder(os.path.join(tmp, "model")),
-        ...     savedir=os.path.join(tmp, "saved"),
-        ... )
+        >>> from speechbrain_ast.testing.model_folders import tiny_classifier
+        >>> model = tiny_classifier()
         >>> model.encode_frames(torch.randn(2, 16000) * 0.1).shape
         torch.Size([2, 12, 64])
         """
-        return self._encode_clips(wavs, wav_lens, frames=True)
+        return self._encode_clips(wavs, wav_lens, "frames")
 
     def compute_logits(self, wavs, wav_lens=None):
         """The head's raw outputs (before sigmoid / softmax).
@@ -358,6 +358,28 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         emb = self.encode_batch(wavs, wav_lens)
         with torch.no_grad(), self.inference_ctx:
             return self.mods.classifier(emb).float()
+
+    def logits_and_frames(self, wavs, wav_lens=None):
+        """:meth:`compute_logits` and :meth:`encode_frames` from one pass
+        of the lobe (what tagging events in time needs per window).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` at the folder's rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths in [0, 1].
+
+        Returns
+        -------
+        logits : torch.Tensor
+            ``[batch, n_classes]``.
+        frames : torch.Tensor
+            ``[batch, columns, embed_dim]``.
+        """
+        emb, frames = self._encode_clips(wavs, wav_lens, "both")
+        with torch.no_grad(), self.inference_ctx:
+            return self.mods.classifier(emb).float(), frames
 
     def classify_batch(self, wavs, wav_lens=None):
         """Scores, best score, best index and best label per clip.

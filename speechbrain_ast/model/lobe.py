@@ -518,10 +518,13 @@ class AST(nn.Module):
         torch.Tensor
             ``[batch, embed_dim]``.
         """
+        tokens, _, _ = self._tokens(x, tokens_only=self.pooling == "cls")
+        return self._pool(tokens)
+
+    def _pool(self, tokens):
+        """The clip embedding of the tokens, by the lobe's pooling."""
         if self.pooling == "mean":
-            tokens, _, _ = self._tokens(x)
             return tokens[:, NUM_TOKENS:].mean(dim=1)
-        tokens, _, _ = self._tokens(x, tokens_only=True)
         return (tokens[:, 0] + tokens[:, 1]) / 2
 
     def forward_frames(self, x):
@@ -539,7 +542,43 @@ class AST(nn.Module):
             (``tstride`` frames apart); in training mode with patchout,
             one per kept column.
         """
-        tokens, _, (f_dim, t_dim) = self._tokens(x)
+        tokens, _, grid = self._tokens(x)
+        return self._columns(tokens, grid)
+
+    def forward_clip_and_frames(self, x):
+        """:meth:`forward` and :meth:`forward_frames` from one pass of the
+        blocks (a tagger that wants both runs the lobe once).
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[batch, time, input_fdim]``.
+
+        Returns
+        -------
+        clip : torch.Tensor
+            ``[batch, embed_dim]``, as :meth:`forward` (up to float
+            rounding with ``pooling="cls"``: the last block computes every
+            token here).
+        frames : torch.Tensor
+            ``[batch, t_dim, embed_dim]``, as :meth:`forward_frames`.
+
+        Example
+        -------
+        >>> lobe = AST(input_tdim=64, embed_dim=16, depth=1, num_heads=2)
+        >>> feats = torch.randn(2, 64, 128)
+        >>> clip, frames = lobe.eval().forward_clip_and_frames(feats)
+        >>> torch.allclose(clip, lobe(feats), atol=1e-5)
+        True
+        >>> torch.equal(frames, lobe.forward_frames(feats))
+        True
+        """
+        tokens, _, grid = self._tokens(x)
+        return self._pool(tokens), self._columns(tokens, grid)
+
+    def _columns(self, tokens, grid):
+        """The patch tokens averaged over frequency, one per column."""
+        f_dim, t_dim = grid
         patches = tokens[:, NUM_TOKENS:].reshape(
             tokens.shape[0], f_dim, t_dim, self.embed_dim
         )

@@ -8,7 +8,7 @@ Authors
 from speechbrain_ast.inference.model_folder import export_model_folder
 from speechbrain_ast.model import AST, ASTHead
 
-__all__ = ["tiny_model_folder"]
+__all__ = ["tiny_classifier", "tiny_model_folder"]
 
 # AudioSet's statistics, rounded: the folder's (fixed) normalisation
 NORM_STATS = (-4.27, 4.57)
@@ -57,4 +57,33 @@ def tiny_model_folder(
         {"target_length": input_tdim},
         NORM_STATS,
         multi_label=multi_label,
+    )
+
+
+def tiny_classifier(**kwargs):
+    """A :func:`tiny_model_folder` in a new temporary folder, loaded.
+
+    Arguments
+    ---------
+    **kwargs
+        :func:`tiny_model_folder`'s arguments.
+
+    Returns
+    -------
+    speechbrain_ast.inference.ASTAudioClassifier
+
+    Example
+    -------
+    >>> tiny_classifier().labels
+    ['dog', 'cat', 'bird']
+    """
+    import os
+    import tempfile
+
+    from speechbrain_ast.inference.classifier import ASTAudioClassifier
+
+    tmp = tempfile.mkdtemp()
+    return ASTAudioClassifier.from_hparams(
+        source=tiny_model_folder(os.path.join(tmp, "model"), **kwargs),
+        savedir=os.path.join(tmp, "saved"),
     )
