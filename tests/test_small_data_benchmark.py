@@ -65,3 +65,46 @@ def test_splits_give_mean_and_spread(tmp_path):
     assert summary["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2, abs=1e-4)
     with pytest.raises(SystemExit):
         small_data.main(["--splits", "7"])
+
+
+def test_reuse_takes_the_xvector_runs_of_an_earlier_file(tmp_path):
+    """``--reuse``: the xvector run of a split the file holds is taken
+    from it, marked; a split it does not hold runs without it here
+    (skipped); a file of other epochs is refused."""
+    recordings = fsdd_recordings(str(tmp_path / "rec"))
+    earlier = {
+        "splits": [
+            {
+                "split": {
+                    "valid_speakers": ["theo"],
+                    "test_speakers": ["jackson"],
+                },
+                "epochs": 2,
+                "xvector": {
+                    "test_acc": 0.5,
+                    "valid_curve": [0.4],
+                    "seconds": 9,
+                },
+            }
+        ]
+    }
+    reuse = tmp_path / "earlier.json"
+    reuse.write_text(json.dumps(earlier))
+    out = tmp_path / "splits.json"
+    argv = ["--quick", "--splits", "2", "--skip", "ssast,xvector"]
+    argv += ["--recordings", recordings, "--work", str(tmp_path / "work")]
+    small_data.main(argv + ["--reuse", str(reuse), "--out", str(out)])
+    results = json.loads(out.read_text())
+    first, second = results["splits"]
+    assert first["xvector"] == {
+        "test_acc": 0.5,
+        "valid_curve": [0.4],
+        "seconds": 9,
+        "reused_from": str(reuse),
+    }
+    assert "xvector" not in second
+    assert results["summary"]["xvector"]["test_acc"] == [0.5]
+    earlier["splits"][0]["epochs"] = 30
+    reuse.write_text(json.dumps(earlier))
+    with pytest.raises(SystemExit, match="not comparable"):
+        small_data.main(argv + ["--reuse", str(reuse)])
