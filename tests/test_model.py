@@ -273,3 +273,18 @@ def test_mean_pooling_is_the_mean_of_the_patch_tokens():
     torch.testing.assert_close(rebuilt(feats), lobe(feats))
     with pytest.raises(ValueError, match="pooling must be one of"):
         AST(input_tdim=64, embed_dim=32, depth=1, num_heads=2, pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_frames_with_clip_are_one_pass_of_forward_and_forward_frames(pooling):
+    """``forward_frames(x, with_clip=True)``: the clip embedding equals
+    ``forward`` (to float rounding with "cls", whose forward computes only
+    the tokens in the last block) and the frames equal ``forward_frames``."""
+    torch.manual_seed(0)
+    lobe = AST(input_tdim=64, embed_dim=32, depth=2, num_heads=2)
+    lobe.set_pooling(pooling).eval()
+    feats = torch.randn(2, 64, 128)
+    with torch.no_grad():
+        clip, frames = lobe.forward_frames(feats, with_clip=True)
+        assert torch.allclose(clip, lobe(feats), atol=1e-5)
+        assert torch.equal(frames, lobe.forward_frames(feats))

@@ -265,7 +265,7 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             if output == "frames":
                 return lobe.forward_frames(feats).float()
             if output == "both":
-                clip, frames = lobe.forward_clip_and_frames(feats)
+                clip, frames = lobe.forward_frames(feats, with_clip=True)
                 return clip.float(), frames.float()
             return lobe(feats, wav_lens).float()
 

@@ -527,59 +527,28 @@ class AST(nn.Module):
             return tokens[:, NUM_TOKENS:].mean(dim=1)
         return (tokens[:, 0] + tokens[:, 1]) / 2
 
-    def forward_frames(self, x):
+    def forward_frames(self, x, with_clip=False):
         """Frame-level embeddings: patch tokens averaged over frequency.
 
         Arguments
         ---------
         x : torch.Tensor
             Features ``[batch, time, input_fdim]``.
+        with_clip : bool
+            Also return :meth:`forward`'s clip embedding from the same pass
+            (equal up to float rounding with ``pooling="cls"``: here the
+            last block computes every token).
 
         Returns
         -------
         torch.Tensor
             ``[batch, t_dim, embed_dim]``, one vector per patch column
             (``tstride`` frames apart); in training mode with patchout,
-            one per kept column.
+            one per kept column. With ``with_clip``: ``(clip, frames)``.
         """
-        tokens, _, grid = self._tokens(x)
-        return self._columns(tokens, grid)
-
-    def forward_clip_and_frames(self, x):
-        """:meth:`forward` and :meth:`forward_frames` from one pass of the
-        blocks (a tagger that wants both runs the lobe once).
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            Features ``[batch, time, input_fdim]``.
-
-        Returns
-        -------
-        clip : torch.Tensor
-            ``[batch, embed_dim]``, as :meth:`forward` (up to float
-            rounding with ``pooling="cls"``: the last block computes every
-            token here).
-        frames : torch.Tensor
-            ``[batch, t_dim, embed_dim]``, as :meth:`forward_frames`.
-
-        Example
-        -------
-        >>> lobe = AST(input_tdim=64, embed_dim=16, depth=1, num_heads=2)
-        >>> feats = torch.randn(2, 64, 128)
-        >>> clip, frames = lobe.eval().forward_clip_and_frames(feats)
-        >>> torch.allclose(clip, lobe(feats), atol=1e-5)
-        True
-        >>> torch.equal(frames, lobe.forward_frames(feats))
-        True
-        """
-        tokens, _, grid = self._tokens(x)
-        return self._pool(tokens), self._columns(tokens, grid)
-
-    def _columns(self, tokens, grid):
-        """The patch tokens averaged over frequency, one per column."""
-        f_dim, t_dim = grid
+        tokens, _, (f_dim, t_dim) = self._tokens(x)
         patches = tokens[:, NUM_TOKENS:].reshape(
             tokens.shape[0], f_dim, t_dim, self.embed_dim
         )
-        return patches.mean(dim=1)
+        frames = patches.mean(dim=1)
+        return (self._pool(tokens), frames) if with_clip else frames
