@@ -26,7 +26,11 @@ manifests the Speech Commands recipe prepares (the same clips for all):
   at all (200 steps of batch 32), with the paper's Speech Commands
   augmentations (mixup 0.6, SpecAugment 48/48, noise + roll, BCE, lr 2.5e-4)
   one at a time, its 16x16 patches or 128x2 frame patches, against
-  transformers' AST of the same size: training accuracy after the steps.
+  transformers' AST of the same size: training accuracy after the steps;
+* ``--ssast_sweep``: SSAST pretraining settings (``SSAST_SWEEP``: the
+  yaml's, fewer frames, fewer masked patches, a larger learning rate), each
+  with the curve of its masked-patch accuracy on held-out clips and the
+  test accuracy after the same fine-tuning as ``ssast``.
 
 Each run records its per-epoch validation accuracy (the curve), the test
 accuracy of the epoch it keeps, and its wall time; the JSON also records
@@ -72,6 +76,16 @@ SPLITS = [
 ]
 SPLIT = SPLITS[0]
 RUNS = ("scratch", "ssast", "xvector", "scratch_bf16")
+# --ssast_sweep: pretraining settings (recipes/SSAST overrides of
+# ssast_small.yaml), each pretrained then fine-tuned as the ssast run
+SSAST_SWEEP = {
+    "yaml": [],
+    "t64_m25": ["--target_length", "64", "--mask_patch", "25"],
+    "t64_m16": ["--target_length", "64", "--mask_patch", "16"],
+    "t64_m25_lr1e-3": [
+        "--target_length", "64", "--mask_patch", "25", "--lr", "1.0e-3",
+    ],
+}  # fmt: skip
 DEFAULT_RECORDINGS = os.path.join(
     ROOT, "..", "shared", "data", "fsdd", "recordings"
 )
@@ -151,6 +165,37 @@ def ssast_pretrain(manifest, out, epochs, extra=()):
     ]  # fmt: skip
     seconds = run(cmd, out + ".log")
     return os.path.join(out, "ssast_encoder.pt"), seconds
+
+
+def ssast_sweep(data, manifest, work, sizes, extra=()):
+    """Each setting of ``SSAST_SWEEP``: pretraining on the training
+    manifest's audio (the validation curve of its masked-patch accuracy),
+    then fine-tuning as the ``ssast`` run; ``sizes`` is (fine-tuning
+    epochs, pretraining epochs, classes)."""
+    epochs, ssast_epochs, n_classes = sizes
+    os.makedirs(work, exist_ok=True)
+    results = {}
+    for name, overrides in SSAST_SWEEP.items():
+        out = os.path.join(work, name)
+        encoder, seconds = ssast_pretrain(
+            manifest, out, ssast_epochs, [*extra, *overrides]
+        )
+        pretext, _ = epoch_curve(os.path.join(out, "train_log.txt"))
+        tuned = recipe_run(
+            data,
+            out + "_finetuned",
+            epochs,
+            n_classes,
+            [*extra, "--ssl_pretrain", encoder],
+        )
+        results[name] = {
+            "overrides": overrides,
+            "pretext_curve": pretext,
+            "pretrain_seconds": seconds,
+            **tuned,
+        }
+        print(name, results[name], flush=True)
+    return results
 
 
 def _manifest(path):
@@ -440,6 +485,12 @@ def main(argv=None):
         action="store_true",
         help="only the fitting check (training accuracy per setting)",
     )
+    parser.add_argument(
+        "--ssast_sweep",
+        action="store_true",
+        help="only the SSAST pretraining settings of SSAST_SWEEP, each "
+        "with its pretext-accuracy curve and fine-tuned test accuracy",
+    )
     parser.add_argument("--work", help="folder for the runs (default: temp)")
     parser.add_argument(
         "--reuse",
@@ -451,8 +502,12 @@ def main(argv=None):
         parser.error("--epochs and --ssast_epochs must be at least 1")
     if not 1 <= args.splits <= len(SPLITS):
         parser.error(f"--splits is 1 to {len(SPLITS)}, got {args.splits}")
-    if args.splits > 1 and (args.ssast_encoder or args.fit_check):
-        parser.error("--ssast_encoder and --fit_check take one split")
+    if args.splits > 1 and (
+        args.ssast_encoder or args.fit_check or args.ssast_sweep
+    ):
+        parser.error(
+            "--ssast_encoder, --fit_check and --ssast_sweep take one split"
+        )
     if not os.path.isdir(args.recordings):
         parser.error(f"--recordings {args.recordings!r} is not a folder")
     args.reused = reused_runs(args)
@@ -567,6 +622,16 @@ def run_split(args, split, work):
             classes,
             clips=32 if args.quick else 256,
             steps=2 if args.quick else 200,
+        )
+        return results
+    if args.ssast_sweep:
+        recipe_run(data, scratch, 0, len(digits), quick)  # the manifests
+        results["ssast_sweep"] = ssast_sweep(
+            data,
+            os.path.join(scratch, "manifests", "train.csv"),
+            os.path.join(work, "sweep"),
+            (epochs, ssast_epochs, len(digits)),
+            quick,
         )
         return results
     results["scratch"] = recipe_run(data, scratch, epochs, len(digits), quick)

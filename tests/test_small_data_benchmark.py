@@ -108,3 +108,26 @@ def test_reuse_takes_the_xvector_runs_of_an_earlier_file(tmp_path):
     reuse.write_text(json.dumps(earlier))
     with pytest.raises(SystemExit, match="not comparable"):
         small_data.main(argv + ["--reuse", str(reuse)])
+
+
+def test_ssast_sweep_records_each_settings_pretext_curve_and_test(tmp_path):
+    recordings = fsdd_recordings(str(tmp_path / "rec"))
+    out = tmp_path / "sweep.json"
+    small_data.main(
+        [
+            "--quick", "--ssast_sweep", "--recordings", recordings,
+            "--out", str(out), "--work", str(tmp_path / "work"),
+        ]
+    )  # fmt: skip
+    sweep = json.loads(out.read_text())["ssast_sweep"]
+    assert list(sweep) == list(small_data.SSAST_SWEEP)
+    for name, run in sweep.items():
+        assert run["overrides"] == small_data.SSAST_SWEEP[name]
+        assert len(run["pretext_curve"]) == 1  # one pretraining epoch
+        assert 0 <= run["pretext_curve"][0] <= 1
+        assert len(run["valid_curve"]) == 2 and 0 <= run["test_acc"] <= 1
+    # each fine-tuning started from its own encoder
+    log = (tmp_path / "work" / "sweep" / "t64_m16_finetuned.log").read_text()
+    assert "t64_m16/ssast_encoder.pt" in log
+    with pytest.raises(SystemExit):
+        small_data.main(["--ssast_sweep", "--splits", "2"])
