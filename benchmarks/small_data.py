@@ -525,6 +525,8 @@ def main(argv=None):
         for name, row in results["summary"].items():
             each = " ".join(f"{v:.3f}" for v in row["test_acc"])
             print(f"{name:14s} {row['mean']:6.3f} {row['std']:6.3f}  {each}")
+    argv = sys.argv[1:] if argv is None else argv
+    results["command"] = " ".join(["python benchmarks/small_data.py", *argv])
     return _write(results, args.out)
 
 
