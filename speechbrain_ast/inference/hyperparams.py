@@ -191,8 +191,8 @@ def hyperparams_text(
     files = [f"{name}: {module_file(name)}" for name, _ in modules]
     lines = [
         "# AST model folder written by speechbrain_ast.inference.",
-        "# Load with speechbrain_ast.inference.ASTAudioClassifier.from_hparams",
-        "# or speechbrain.inference.classifiers.EncoderClassifier.from_hparams",
+        "# Load with speechbrain.inference.classifiers.EncoderClassifier",
+        "# (or a subclass, such as ASTAudioClassifier) .from_hparams",
         "# (source=<this folder>, savedir=<any folder>).",
         "# SECURITY: loading this file builds the Python objects it names",
         "# (!new: tags can run code): load only model folders you trust.",

@@ -5,7 +5,7 @@ The folder holds ``hyperparams.yaml`` (its text:
 ``classifier.ckpt`` (plain state dicts) and ``label_encoder.txt``
 (:class:`~speechbrain.dataio.encoder.CategoricalEncoder`'s own format), so
 that ``EncoderClassifier.from_hparams(source=folder, savedir=...)`` and
-:class:`speechbrain_ast.inference.classifier.ASTAudioClassifier` load it offline.
+its subclasses (``ASTAudioClassifier``) load it offline.
 A folder may carry further modules (``<name>.ckpt``, loaded into ``mods``)
 and top-level settings (read back in ``hparams``) for code built on it.
 This module writes the folder and holds what loads it strictly.

@@ -110,7 +110,7 @@ class AST(nn.Module):
     dynamo=True)``, ``torch.compile``) with a dynamic time axis: the grid,
     the padding of short inputs and the positional embedding's adaptation
     are written without branches on the number of frames, so one graph
-    serves every length (:mod:`speechbrain_ast.deploy.onnx` exports it).
+    serves every length (what an ONNX export of the lobe needs).
 
     Example
     -------

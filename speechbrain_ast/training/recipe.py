@@ -341,9 +341,9 @@ def log_evaluation(output_folder, stage, epoch, result, multi_label=False):
     ``<output_folder>/metrics.jsonl`` (the stage, the epoch, the
     statistics, how many examples each rank evaluated); after the test
     stage also ``test_predictions.pt`` with the ``ids``, ``scores`` and
-    ``targets``, the input of
-    :func:`speechbrain_ast.training.ensemble.ensemble_predictions`. The
-    files are written on the main process only.
+    ``targets``, what the ensembles of checkpoints or recipes read
+    (``ensemble_predictions``). The files are written on the main process
+    only.
 
     ESC-50's cross-validation reads the per-epoch validation accuracy in
     ``metrics.jsonl``.
