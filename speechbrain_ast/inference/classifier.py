@@ -252,45 +252,42 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             )
         return wavs.to(self.device).float(), wav_lens.to(self.device)
 
-    def _encode(self, wavs, wav_lens, output="clip"):
-        """Frontend, normalisation and lobe on a prepared batch: the pooled
-        embedding (``output="clip"``), the lobe's ``forward_frames``
-        (``"frames"``) or both from one pass (``"both"``)."""
+    def _encode(self, wavs, wav_lens, clip=True, frames=False):
+        """Frontend, normalisation and lobe on a prepared batch: ``(clip,
+        frames)``, the pooled embedding and the lobe's ``forward_frames``,
+        each None unless asked (both asked: one pass of the lobe)."""
         feats = self.mods.compute_features(wavs, wav_lens)
         feats = self.mods.mean_var_norm(feats, wav_lens)
         lobe = self.mods.embedding_model
         # the log-mel stays float32; the lobe runs in the run option's
         # precision (autocast, a no-op for fp32)
         with self.inference_ctx:
-            if output == "frames":
-                return lobe.forward_frames(feats).float()
-            if output == "both":
-                clip, frames = lobe.forward_frames(feats, with_clip=True)
-                return clip.float(), frames.float()
-            return lobe(feats, wav_lens).float()
+            if not frames:
+                return lobe(feats, wav_lens).float(), None
+            out = lobe.forward_frames(feats, with_clip=clip)
+            pooled, columns = out if clip else (None, out)
+        return (pooled.float() if clip else None), columns.float()
 
-    def _encode_clips(self, wavs, wav_lens, output="clip"):
+    def _encode_clips(self, wavs, wav_lens, clip=True, frames=False):
         """:meth:`_encode`, clip by clip where padding would be seen."""
         wavs, wav_lens = self._prepare(wavs, wav_lens)
         with torch.no_grad():
             if not self.native_length or bool(torch.all(wav_lens == 1.0)):
-                return self._encode(wavs, wav_lens, output)
+                return self._encode(wavs, wav_lens, clip, frames)
             # padding would be seen by the lobe: run each clip alone
-            outs = []
+            pooled, columns = [], []
             for wav, rel in zip(wavs, wav_lens):
                 n = int(torch.round(rel * wavs.shape[1]))
                 one = torch.ones(1, device=self.device)
-                outs.append(self._encode(wav[None, : max(n, 1)], one, output))
-            if output == "clip":
-                return torch.cat(outs)
-            # zero columns after the shorter clips
-            frames = torch.nn.utils.rnn.pad_sequence(
-                [(out[1] if output == "both" else out)[0] for out in outs],
-                batch_first=True,
+                p, c = self._encode(wav[None, : max(n, 1)], one, clip, frames)
+                pooled.append(p)
+                columns.append(c)
+        joined, padded = (torch.cat(pooled) if clip else None), None
+        if frames:  # zero columns after the shorter clips
+            padded = torch.nn.utils.rnn.pad_sequence(
+                [c[0] for c in columns], batch_first=True
             )
-            if output == "frames":
-                return frames
-            return torch.cat([clip for clip, _ in outs]), frames
+        return joined, padded
 
     def encode_batch(self, wavs, wav_lens=None, normalize=False):
         """Pooled AST embeddings, length-aware.
@@ -312,7 +309,7 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
             ``[batch, embed_dim]``.
         """
         del normalize
-        return self._encode_clips(wavs, wav_lens)
+        return self._encode_clips(wavs, wav_lens)[0]
 
     def encode_frames(self, wavs, wav_lens=None):
         """Frame embeddings: the lobe's ``forward_frames``, one vector per
@@ -338,7 +335,7 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         >>> model.encode_frames(torch.randn(2, 16000) * 0.1).shape
         torch.Size([2, 12, 64])
         """
-        return self._encode_clips(wavs, wav_lens, "frames")
+        return self._encode_clips(wavs, wav_lens, clip=False, frames=True)[1]
 
     def compute_logits(self, wavs, wav_lens=None):
         """The head's raw outputs (before sigmoid / softmax).
@@ -377,7 +374,7 @@ class ASTAudioClassifier(ClipScoring, EncoderClassifier):
         frames : torch.Tensor
             ``[batch, columns, embed_dim]``.
         """
-        emb, frames = self._encode_clips(wavs, wav_lens, "both")
+        emb, frames = self._encode_clips(wavs, wav_lens, frames=True)
         with torch.no_grad(), self.inference_ctx:
             return self.mods.classifier(emb).float(), frames
 
