@@ -535,18 +535,25 @@ def reused_runs(args):
     ``--reuse``, each marked with the file it comes from."""
     if not args.reuse:
         return {}
-    with open(args.reuse, encoding="utf-8") as f:
-        old = json.load(f)
+    try:
+        with open(args.reuse, encoding="utf-8") as f:
+            old = json.load(f)
+        splits = old.get("splits", [old])
+        keys = [_split_key(split["split"]) for split in splits]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise SystemExit(
+            f"--reuse {args.reuse}: not a results file of this script "
+            f"({type(err).__name__}: {err}); give the JSON of an --out."
+        ) from err
     found, epochs = {}, 2 if args.quick else args.epochs
-    for split in old.get("splits", [old]):
+    for key, split in zip(keys, splits):
         if split.get("epochs") != epochs:
             raise SystemExit(
                 f"--reuse {args.reuse} ran {split.get('epochs')} epochs, "
                 f"not {epochs}: its runs are not comparable."
             )
         if "xvector" in split:
-            run = {**split["xvector"], "reused_from": args.reuse}
-            found[_split_key(split["split"])] = run
+            found[key] = {**split["xvector"], "reused_from": args.reuse}
     return found
 
 

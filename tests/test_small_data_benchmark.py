@@ -108,6 +108,11 @@ def test_reuse_takes_the_xvector_runs_of_an_earlier_file(tmp_path):
     reuse.write_text(json.dumps(earlier))
     with pytest.raises(SystemExit, match="not comparable"):
         small_data.main(argv + ["--reuse", str(reuse)])
+    for bad, text in ((tmp_path / "none.json", None), (reuse, "not json")):
+        if text is not None:
+            bad.write_text(text)
+        with pytest.raises(SystemExit, match="not a results file"):
+            small_data.main(argv + ["--reuse", str(bad)])
 
 
 def test_ssast_sweep_records_each_settings_pretext_curve_and_test(tmp_path):
